@@ -73,8 +73,15 @@ class Brand:
     logo_alt: str
     logo_width: int
     colors: Mapping[str, str]
+    greeting: str  # "Beste {name},"
+    greeting_anonymous: str  # "Beste lezer,", when the list has no name
     sample_name: str
     sample_email: str
+
+    def greet(self, name: str) -> str:
+        """Return the greeting for a recipient, by name when known."""
+        name = " ".join(name.split())
+        return self.greeting.replace("{name}", name) if name else self.greeting_anonymous
 
 
 @dataclass(frozen=True)

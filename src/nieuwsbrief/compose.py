@@ -1,0 +1,121 @@
+"""The compose pipeline: issue folder -> model -> rendered issue -> sample message -> files."""
+
+from __future__ import annotations
+
+import email
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from .content import load_issue
+from .message import MessageFactory
+from .model import Brand, Issue, RenderedIssue, Subscriber
+from .render import default_templates_dir, load_brand, render_issue
+
+HTML_FILE = "email.html"
+TEXT_FILE = "email.txt"
+EML_FILE = "preview.eml"
+# Gmail clips a message whose HTML is over about 102 KB; warn well before that.
+SIZE_WARNING_BYTES = 90 * 1024
+
+FactoryMaker = Callable[[RenderedIssue, Brand], MessageFactory]
+
+
+@dataclass(frozen=True)
+class Composed:
+    """One issue rendered and personalised for the sample subscriber, in memory."""
+
+    issue: Issue
+    brand: Brand
+    rendered: RenderedIssue
+    sample: Subscriber
+    html: str
+    text: str
+    eml: bytes
+
+    @property
+    def html_part_bytes(self) -> int:
+        """Return the size of the HTML part as encoded in the message (what Gmail measures)."""
+        return encoded_html_size(self.eml)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Return what the user should know before sending."""
+        notes = list(self.issue.warnings)
+        size = self.html_part_bytes
+        if size > SIZE_WARNING_BYTES:
+            notes.append(
+                f"the HTML part is {size / 1024:.1f} KB; Gmail clips messages over about 102 KB "
+                "(shorten the articles or move one to the next issue)"
+            )
+        return tuple(notes)
+
+
+def encoded_html_size(eml: bytes) -> int:
+    """Return the byte size of the text/html part as it is encoded in a message."""
+    message = email.message_from_bytes(eml, policy=policy.default)
+    for part in message.walk():
+        if part.get_content_type() == "text/html":
+            payload = part.get_payload(decode=False)
+            return len(str(payload).encode("ascii", "replace"))
+    return 0
+
+
+def sample_subscriber(brand: Brand) -> Subscriber:
+    """Return the example recipient that compose and preview personalise for."""
+    return Subscriber(email=brand.sample_email, name=brand.sample_name)
+
+
+def compose_issue(
+    issue_dir: Path,
+    factory_for: FactoryMaker,
+    *,
+    agenda_path: Path | None = None,
+    templates_dir: Path | None = None,
+    subscriber: Subscriber | None = None,
+) -> Composed:
+    """Load, render and personalise an issue for one subscriber (the sample by default)."""
+    templates_dir = templates_dir or default_templates_dir()
+    issue = load_issue(issue_dir, agenda_path)
+    brand = load_brand(templates_dir)
+    rendered = render_issue(issue, brand, templates_dir)
+    factory = factory_for(rendered, brand)
+    sample = subscriber or sample_subscriber(brand)
+    eml = factory.build(sample)
+    html, text = message_parts(eml)
+    return Composed(issue, brand, rendered, sample, html, text, eml)
+
+
+def message_parts(eml: bytes) -> tuple[str, str]:
+    """Return the decoded (html, text) parts of a multipart/alternative message."""
+    message = email.message_from_bytes(eml, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    html_part = message.get_body(preferencelist=("html",))
+    text_part = message.get_body(preferencelist=("plain",))
+    html = html_part.get_content() if html_part is not None else ""
+    text = text_part.get_content() if text_part is not None else ""
+    return str(html), str(text)
+
+
+def write_outputs(composed: Composed, out_dir: Path) -> list[Path]:
+    """Write email.html, email.txt and preview.eml; each file appears whole or not at all."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        HTML_FILE: composed.html.encode("utf-8"),
+        TEXT_FILE: composed.text.encode("utf-8"),
+        EML_FILE: composed.eml,
+    }
+    written = []
+    for name, data in files.items():
+        target = out_dir / name
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, target)
+        written.append(target)
+    return written
+

@@ -1,0 +1,335 @@
+"""Read an issue folder (issue.yaml, article files) and the event agenda into the model.
+
+Every problem is a ContentError that names the file and, where known, the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ContentError
+from .model import Article, Event, Issue
+from .yamlfile import Node, parse_yaml
+
+ISSUE_FILE = "issue.yaml"
+AGENDA_FILE = "agenda.yaml"
+EVENT_FIELDS = ("id", "type", "title", "date", "city", "url")
+_FRONT_MATTER_FENCE = "---"
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
+
+
+def read_text(path: Path) -> str:
+    """Read a UTF-8 text file (a BOM is allowed); anything else is a ContentError."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ContentError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ContentError(path, "is a folder, expected a file") from None
+    except OSError as exc:
+        raise ContentError(path, f"cannot read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ContentError(
+            path, "is not UTF-8 text; save it as UTF-8 (in Excel: 'CSV UTF-8')", line
+        ) from None
+    if "\x00" in text:
+        raise ContentError(path, "is not a text file (it contains NUL bytes)")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def parse_iso_date(value: str, path: Path, line: int, what: str) -> date:
+    """Parse an ISO date like 2012-05-31, or raise a ContentError naming `what`."""
+    text = value.strip()
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ContentError(path, f"{what} '{text}' is not a date; write it as YYYY-MM-DD", line)
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ContentError(path, f"{what} '{text}' is not a valid date ({exc})", line) from None
+
+
+def _text_field(
+    mapping: dict[str, Node], key: str, path: Path, line: int, *, required: bool
+) -> str:
+    node = mapping.get(key)
+    if node is None or node.value is None or node.value == "":
+        if required:
+            raise ContentError(path, f"'{key}' is missing; add a line '{key}: ...'", line)
+        return ""
+    if not isinstance(node.value, str):
+        raise ContentError(path, f"'{key}' must be text, not a list or mapping", node.line)
+    return node.value.strip()
+
+
+# --- agenda -----------------------------------------------------------------------------
+
+
+def load_agenda(path: Path) -> tuple[Event, ...]:
+    """Load every event of an agenda file (.yaml/.yml or .csv), in file order."""
+    if path.suffix.lower() == ".csv":
+        rows = _agenda_rows_from_csv(path)
+    else:
+        rows = _agenda_rows_from_yaml(path)
+    events: list[Event] = []
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        event = _event_from_row(row, path, line)
+        if event.id in seen:
+            raise ContentError(
+                path,
+                f"event id '{event.id}' is used twice (also on line {seen[event.id]}); "
+                "give every event its own id",
+                line,
+            )
+        seen[event.id] = line
+        events.append(event)
+    return tuple(events)
+
+
+def _agenda_rows_from_yaml(path: Path) -> list[tuple[int, dict[str, tuple[str, int]]]]:
+    root = parse_yaml(read_text(path), path)
+    if root.value is None:
+        return []
+    if not isinstance(root.value, list):
+        raise ContentError(
+            path, "the agenda must be a YAML list of events (each starting with '- id: ...')", root.line
+        )
+    rows = []
+    for item in root.value:
+        if not isinstance(item.value, dict):
+            raise ContentError(path, "each agenda entry must be a mapping of id, type, ...", item.line)
+        row: dict[str, tuple[str, int]] = {}
+        for key, node in item.value.items():
+            if node.value is not None and not isinstance(node.value, str):
+                raise ContentError(path, f"'{key}' must be text", node.line)
+            row[key.strip().lower()] = (node.value or "", node.line)
+        rows.append((item.line, row))
+    return rows
+
+
+def _agenda_rows_from_csv(path: Path) -> list[tuple[int, dict[str, tuple[str, int]]]]:
+    text = read_text(path)
+    if not text.strip():
+        return []
+    first_line = text.split("\n", 1)[0]
+    try:
+        delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t").delimiter
+    except csv.Error:
+        delimiter = ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [h.strip().lower() for h in next(reader)]
+    rows = []
+    start = reader.line_num + 1
+    for values in reader:
+        line, start = start, reader.line_num + 1
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) > len(header):
+            raise ContentError(
+                path, f"this row has {len(values)} columns, the header {len(header)}", line
+            )
+        rows.append((line, {h: (v, line) for h, v in zip(header, values, strict=False)}))
+    return rows
+
+
+def _event_from_row(row: dict[str, tuple[str, int]], path: Path, line: int) -> Event:
+    missing = [f for f in EVENT_FIELDS if not row.get(f, ("", 0))[0].strip()]
+    if missing:
+        names = ", ".join(f"'{m}'" for m in missing)
+        raise ContentError(path, f"this event has no {names}; every event needs {', '.join(EVENT_FIELDS)}", line)
+    values = {f: row[f][0].strip() for f in EVENT_FIELDS}
+    url_line = row["url"][1]
+    parts = urlsplit(values["url"])
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ContentError(
+            path, f"url '{values['url']}' is not a web address; it must start with https://", url_line
+        )
+    if re.search(r"\s", values["url"]):
+        raise ContentError(path, f"url '{values['url']}' contains a space", url_line)
+    return Event(
+        id=values["id"],
+        type=values["type"],
+        title=values["title"],
+        date=parse_iso_date(values["date"], path, row["date"][1], "date"),
+        city=values["city"],
+        url=values["url"],
+        source=f"{path}:{line}",
+    )
+
+
+def upcoming(events: tuple[Event, ...], on_or_after: date) -> tuple[Event, ...]:
+    """Return the events dated on or after a day, sorted by date (ties keep file order)."""
+    return tuple(sorted((e for e in events if e.date >= on_or_after), key=lambda e: e.date))
+
+
+# --- articles ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FrontMatter:
+    fields: dict[str, Node]
+    body: str
+    line: int  # line of the opening fence
+
+
+def _split_front_matter(text: str, path: Path) -> _FrontMatter:
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != _FRONT_MATTER_FENCE:
+        raise ContentError(
+            path, "no front matter; start the file with '---', 'title: ...', '---'", 1
+        )
+    for index in range(1, len(lines)):
+        if lines[index].strip() == _FRONT_MATTER_FENCE:
+            yaml_text = "\n".join(lines[1:index])
+            node = parse_yaml(yaml_text, path, first_line=2)
+            if node.value is None:
+                fields: dict[str, Node] = {}
+            elif isinstance(node.value, dict):
+                fields = node.value
+            else:
+                raise ContentError(path, "front matter must be 'key: value' lines", 2)
+            return _FrontMatter(fields, "\n".join(lines[index + 1 :]).strip("\n"), 1)
+    raise ContentError(path, "front matter is not closed; add a line '---' after it", 1)
+
+
+def slugify(text: str) -> str:
+    """Return a lowercase ASCII id for an anchor, e.g. '02-bim'."""
+    return _SLUG_RE.sub("-", text.lower()).strip("-") or "artikel"
+
+
+def load_article(path: Path, events_by_id: dict[str, Event]) -> Article:
+    """Load one article file and link it to its agenda event."""
+    front = _split_front_matter(read_text(path), path)
+    title = _text_field(front.fields, "title", path, front.line, required=True)
+    event_id = _text_field(front.fields, "event", path, front.line, required=False)
+    unknown = sorted(set(front.fields) - {"title", "event"})
+    if unknown:
+        raise ContentError(
+            path,
+            f"unknown front matter key '{unknown[0]}'; allowed are 'title' and 'event'",
+            front.fields[unknown[0]].line - 1 if front.fields[unknown[0]].line > 1 else 1,
+        )
+    event = None
+    if event_id:
+        event = events_by_id.get(event_id)
+        if event is None:
+            known = ", ".join(sorted(events_by_id)) or "none"
+            raise ContentError(
+                path,
+                f"event '{event_id}' is not in the agenda (known ids: {known})",
+                front.fields["event"].line,
+            )
+    if not front.body.strip():
+        raise ContentError(path, "the article has no text after its front matter")
+    return Article(slug=slugify(path.stem), title=title, body=front.body, event=event, path=path)
+
+
+# --- issue ------------------------------------------------------------------------------
+
+
+def default_agenda_path(issue_dir: Path) -> Path:
+    """Return where an issue's agenda lives by default: agenda.yaml beside the issue folder."""
+    return issue_dir.resolve().parent / AGENDA_FILE
+
+
+def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
+    """Load and check an issue folder and its agenda."""
+    if not issue_dir.is_dir():
+        raise ContentError(issue_dir, "is not an issue folder (it does not exist or is a file)")
+    issue_path = issue_dir / ISSUE_FILE
+    if not issue_path.is_file():
+        raise ContentError(
+            issue_path, "not found; every issue folder needs an issue.yaml with subject and date"
+        )
+    root = parse_yaml(read_text(issue_path), issue_path)
+    if not isinstance(root.value, dict):
+        raise ContentError(issue_path, "must be 'key: value' lines (subject, date, ...)", root.line)
+    fields = root.value
+    allowed = {"subject", "preheader", "date", "intro", "articles"}
+    for key, node in fields.items():
+        if key not in allowed:
+            raise ContentError(
+                issue_path,
+                f"unknown key '{key}'; allowed are {', '.join(sorted(allowed))}",
+                node.line,
+            )
+    subject = _text_field(fields, "subject", issue_path, 1, required=True)
+    if re.search(r"[\r\n]", subject):
+        raise ContentError(issue_path, "the subject must be one line", fields["subject"].line)
+    preheader = " ".join(_text_field(fields, "preheader", issue_path, 1, required=False).split())
+    date_text = _text_field(fields, "date", issue_path, 1, required=True)
+    issue_date = parse_iso_date(date_text, issue_path, fields["date"].line, "date")
+    intro = _text_field(fields, "intro", issue_path, 1, required=False)
+
+    agenda_path = agenda_path or default_agenda_path(issue_dir)
+    if not agenda_path.is_file():
+        raise ContentError(
+            agenda_path, "agenda not found; create it or pass --agenda FILE"
+        )
+    all_events = load_agenda(agenda_path)
+    events_by_id = {e.id: e for e in all_events}
+
+    article_paths = _article_paths(issue_dir, issue_path, fields.get("articles"))
+    articles = tuple(load_article(p, events_by_id) for p in article_paths)
+    _check_unique_slugs(articles)
+
+    warnings = []
+    if not preheader:
+        warnings.append(
+            f"{issue_path}: no 'preheader'; inbox previews will show the first words of the email"
+        )
+    return Issue(
+        path=issue_dir,
+        subject=subject,
+        preheader=preheader,
+        date=issue_date,
+        intro=intro,
+        articles=articles,
+        agenda=upcoming(all_events, issue_date),
+        warnings=tuple(warnings),
+    )
+
+
+def _article_paths(issue_dir: Path, issue_path: Path, node: Node | None) -> list[Path]:
+    if node is None or node.value is None:
+        paths = sorted(issue_dir.glob("*.md"), key=lambda p: p.name)
+        if not paths:
+            raise ContentError(
+                issue_dir, "has no articles; add Markdown files (*.md) or list them under 'articles:'"
+            )
+        return paths
+    if not isinstance(node.value, list):
+        raise ContentError(issue_path, "'articles' must be a list of file names", node.line)
+    if not node.value:
+        raise ContentError(issue_path, "'articles' is empty; list at least one article", node.line)
+    paths = []
+    for item in node.value:
+        if not isinstance(item.value, str) or not item.value.strip():
+            raise ContentError(issue_path, "each entry of 'articles' must be a file name", item.line)
+        name = item.value.strip()
+        candidate = issue_dir / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise ContentError(issue_path, f"'{name}' must be a file inside the issue folder", item.line)
+        if not candidate.is_file():
+            raise ContentError(issue_path, f"article '{name}' not found in {issue_dir}", item.line)
+        paths.append(candidate)
+    return paths
+
+
+def _check_unique_slugs(articles: tuple[Article, ...]) -> None:
+    seen: dict[str, Path] = {}
+    for article in articles:
+        if article.slug in seen:
+            raise ContentError(
+                article.path, f"is listed twice (or clashes with {seen[article.slug].name})"
+            )
+        seen[article.slug] = article.path

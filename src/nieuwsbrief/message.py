@@ -1,0 +1,252 @@
+"""Turn a RenderedIssue and one Subscriber into the bytes of one MIME message.
+
+Everything that is the same for every recipient (headers, the quoted-printable encoding of
+both parts) is prepared once in MessageFactory; per recipient only the personal values are
+encoded and spliced in between the shared segments, joined with QP soft line breaks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email import quoprimime
+from email.headerregistry import Address
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+
+from .errors import NieuwsbriefError
+from .model import MERGE_MARKER_RE, Brand, RenderedIssue, Subscriber
+from .tokens import mailto_link, make_token, unsubscribe_link
+
+_CRLF = b"\r\n"
+_SOFT_BREAK = "=\r\n"
+_FORBIDDEN_IN_HEADER = re.compile(r"[\r\n\x00]")
+
+
+class MessageError(NieuwsbriefError):
+    """A recipient's values cannot be put in a message (for example a line break in a name)."""
+
+
+@dataclass(frozen=True)
+class UnsubscribeLinks:
+    """Where one recipient can unsubscribe: an https URL (one-click) and/or a mailto URL."""
+
+    https: str | None
+    mailto: str | None
+
+    @property
+    def for_body(self) -> str:
+        """Return the link shown in the footer: the web page if there is one, else the mailto."""
+        return self.https or self.mailto or ""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The headers that are the same for every recipient of a send."""
+
+    sender: str  # "Name <address>"
+    reply_to: str | None = None
+    list_id: str | None = None  # "Nieuwsbrief <nieuwsbrief.bureau-kennis.net>"
+    subject_prefix: str = ""
+
+
+def _qp(text: str) -> str:
+    """Quoted-printable encode UTF-8 text with CRLF line ends and lines of at most 76 chars."""
+    if not text:
+        return ""
+    return quoprimime.body_encode(text.encode("utf-8").decode("latin-1"), maxlinelen=76, eol="\r\n")
+
+
+def _fold(name: str, value: str) -> bytes:
+    """Return one header field, RFC 2047-encoded where needed and folded, ending in CRLF."""
+    if _FORBIDDEN_IN_HEADER.search(value):
+        raise MessageError(f"the {name} header value contains a line break: {value!r}")
+    return policy.SMTP.fold_binary(name, value)
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A part split at its merge markers: segments[0] name[0] segments[1] ... segments[-1]."""
+
+    segments: tuple[str, ...]  # QP-encoded
+    names: tuple[str, ...]
+
+
+def _split(text: str) -> _Template:
+    pieces = MERGE_MARKER_RE.split(text)
+    return _Template(segments=tuple(_qp(p) for p in pieces[0::2]), names=tuple(pieces[1::2]))
+
+
+def _splice(template: _Template, values: Mapping[str, str], escape: Callable[[str], str]) -> str:
+    out = [template.segments[0]]
+    for name, segment in zip(template.names, template.segments[1:], strict=True):
+        out.append(_SOFT_BREAK)
+        out.append(_qp(escape(values[name])))
+        out.append(_SOFT_BREAK)
+        out.append(segment)
+    return "".join(out)
+
+
+def _identity(value: str) -> str:
+    return value
+
+
+def _html_escape(value: str) -> str:
+    return html.escape(value, quote=True)
+
+
+def merge_names(rendered: RenderedIssue) -> frozenset[str]:
+    """Return the names of the personal values a rendered issue needs."""
+    return frozenset(MERGE_MARKER_RE.findall(rendered.html + rendered.text))
+
+
+def personalise(text: str, values: Mapping[str, str], *, is_html: bool) -> str:
+    """Return `text` with its merge markers replaced (escaped for HTML when `is_html`)."""
+    escape = _html_escape if is_html else _identity
+    return MERGE_MARKER_RE.sub(lambda m: escape(values[m.group(1)]), text)
+
+
+class MessageFactory:
+    """Build one message per recipient from an issue rendered once."""
+
+    def __init__(
+        self,
+        rendered: RenderedIssue,
+        envelope: Envelope,
+        links: Callable[[str], UnsubscribeLinks],
+        *,
+        greeting: Callable[[Subscriber], str],
+        clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+    ) -> None:
+        self.rendered = rendered
+        self.envelope = envelope
+        self._links = links
+        self._greeting = greeting
+        self._clock = clock
+        display, address = parseaddr(envelope.sender)
+        if "@" not in address:
+            raise MessageError(f"the sender '{envelope.sender}' is not an e-mail address")
+        self.sender_address = address
+        self._msgid_domain = address.rsplit("@", 1)[1]
+        self._html = _split(rendered.html)
+        self._text = _split(rendered.text)
+        self.needs = frozenset(self._html.names + self._text.names)
+        digest = hashlib.sha256(rendered.content_hash.encode()).hexdigest()[:24]
+        # "=_" never occurs in quoted-printable data, so the boundary cannot clash with a part.
+        self._boundary = f"=_nb_{digest}"
+        static = [
+            _fold("From", str(Address(display_name=display, addr_spec=address)) if display else address),
+        ]
+        if envelope.reply_to:
+            static.append(_fold("Reply-To", envelope.reply_to))
+        static.append(_fold("Subject", envelope.subject_prefix + rendered.subject))
+        static.append(b"MIME-Version: 1.0\r\n")
+        static.append(
+            f'Content-Type: multipart/alternative; boundary="{self._boundary}"\r\n'.encode()
+        )
+        if envelope.list_id:
+            static.append(_fold("List-Id", envelope.list_id))
+        self._static_headers = b"".join(static)
+        self._text_head = (
+            f"--{self._boundary}\r\n"
+            'Content-Type: text/plain; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
+        self._html_head = (
+            f"\r\n--{self._boundary}\r\n"
+            'Content-Type: text/html; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode()
+        self._tail = f"\r\n--{self._boundary}--\r\n".encode()
+
+    def values(self, subscriber: Subscriber) -> dict[str, str]:
+        """Return every personal value of one recipient, by merge-marker name."""
+        links = self._links(subscriber.email)
+        values = {
+            "greeting": self._greeting(subscriber),
+            "unsubscribe_url": links.for_body,
+        }
+        for key, value in subscriber.fields.items():
+            values[f"field_{key}"] = value
+        missing = sorted(n for n in self.needs if n not in values)
+        if missing:
+            raise MessageError(
+                f"the template uses {', '.join(missing)}, which the subscriber list does not have"
+            )
+        return values
+
+    def parts(self, subscriber: Subscriber) -> tuple[str, str]:
+        """Return the personalised (html, text) of one recipient, as they read it."""
+        values = self.values(subscriber)
+        return (
+            personalise(self.rendered.html, values, is_html=True),
+            personalise(self.rendered.text, values, is_html=False),
+        )
+
+    def build(self, subscriber: Subscriber) -> bytes:
+        """Return the complete message for one recipient as CRLF bytes."""
+        if _FORBIDDEN_IN_HEADER.search(subscriber.name + subscriber.email):
+            raise MessageError(f"line {subscriber.line}: a line break in a name or address")
+        values = self.values(subscriber)
+        links = self._links(subscriber.email)
+        to = formataddr((subscriber.name, subscriber.email), charset="utf-8")
+        headers = [
+            _fold("To", to) if len(to) > 76 or not to.isascii() else f"To: {to}\r\n".encode(),
+            f"Date: {format_datetime(self._clock())}\r\n".encode(),
+            f"Message-ID: {make_msgid(domain=self._msgid_domain)}\r\n".encode(),
+            self._static_headers,
+        ]
+        unsubscribe = [f"<{u}>" for u in (links.https, links.mailto) if u]
+        if unsubscribe:
+            headers.append(("List-Unsubscribe: " + ",\r\n ".join(unsubscribe) + "\r\n").encode())
+        if links.https:
+            headers.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+        return b"".join(
+            [
+                *headers,
+                _CRLF,
+                self._text_head,
+                _splice(self._text, values, _identity).encode("ascii"),
+                self._html_head,
+                _splice(self._html, values, _html_escape).encode("ascii"),
+                self._tail,
+            ]
+        )
+
+
+
+def make_factory(
+    rendered: RenderedIssue,
+    brand: Brand,
+    *,
+    secret: str,
+    sender: str | None = None,
+    reply_to: str | None = None,
+    unsubscribe_url: str | None = None,
+    unsubscribe_mailto: str | None = None,
+    subject_prefix: str = "",
+) -> MessageFactory:
+    """Return the factory for a send: sender and unsubscribe settings, defaults from the brand."""
+    mailto_address = unsubscribe_mailto or brand.email
+    domain = (sender and parseaddr(sender)[1].rpartition("@")[2]) or brand.email.rpartition("@")[2]
+
+    def links(address: str) -> UnsubscribeLinks:
+        token = make_token(secret, address)
+        return UnsubscribeLinks(
+            https=unsubscribe_link(unsubscribe_url, token) if unsubscribe_url else None,
+            mailto=mailto_link(mailto_address, token),
+        )
+
+    envelope = Envelope(
+        sender=sender or formataddr((brand.name, brand.email)),
+        reply_to=reply_to,
+        list_id=f"{brand.name} <nieuwsbrief.{domain}>",
+        subject_prefix=subject_prefix,
+    )
+    return MessageFactory(
+        rendered, envelope, links, greeting=lambda subscriber: brand.greet(subscriber.name)
+    )

@@ -1,0 +1,398 @@
+"""Render an Issue once for everybody: Jinja2 -> MJML -> HTML (premailer) and plain text.
+
+Personal values (greeting, unsubscribe link, merge fields) are rendered as merge markers; the
+message builder splices them in per recipient, so MJML and premailer run once per issue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from babel.dates import format_date
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from markupsafe import Markup
+
+from .content import read_text
+from .errors import ContentError, TemplateError
+from .model import Brand, Event, Issue, RenderedIssue, merge_marker
+from .yamlfile import Node, parse_yaml
+
+HTML_TEMPLATE = "email.mjml.j2"
+TEXT_TEMPLATE = "email.txt.j2"
+BRAND_FILE = "brand.yaml"
+TEXT_WIDTH = 72
+# Invisible characters after the preheader keep clients from filling the inbox preview with
+# the first words of the body (zero-width non-joiner + combining grapheme joiner + nbsp).
+PREHEADER_SPACER = "\u034f\u200c\u00a0" * 40
+
+_log_silenced = False
+
+
+def default_templates_dir() -> Path:
+    """Return the folder of the templates that ship with nieuwsbrief."""
+    return Path(str(resources.files("nieuwsbrief.templates")))
+
+
+# --- brand ------------------------------------------------------------------------------
+
+
+def load_brand(templates_dir: Path) -> Brand:
+    """Load brand.yaml from the templates folder."""
+    path = templates_dir / BRAND_FILE
+    root = parse_yaml(read_text(path), path)
+    if not isinstance(root.value, dict):
+        raise ContentError(path, "must be 'key: value' lines (name, website, ...)", root.line)
+    fields = root.value
+
+    def text(key: str, node_map: dict[str, Node] = fields) -> str:
+        node = node_map.get(key)
+        if node is None or not isinstance(node.value, str) or not node.value.strip():
+            raise ContentError(path, f"'{key}' is missing or empty", node.line if node else 1)
+        return " ".join(node.value.split())
+
+    def section(key: str) -> dict[str, Node]:
+        node = fields.get(key)
+        if node is None or not isinstance(node.value, dict):
+            raise ContentError(path, f"'{key}' must be a mapping", node.line if node else 1)
+        return node.value
+
+    logo, colors, sample = section("logo"), section("colors"), section("sample_subscriber")
+    color_values: dict[str, str] = {}
+    for key in (
+        "primary", "accent", "text", "muted", "background", "surface",
+        "dark_background", "dark_surface", "dark_text", "dark_primary",
+    ):  # fmt: skip
+        value = text(key, colors)
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+            raise ContentError(path, f"colour '{key}' must look like #1f4e79", colors[key].line)
+        color_values[key] = value
+    greeting = text("greeting")
+    if "{name}" not in greeting:
+        raise ContentError(path, "'greeting' must contain {name}", fields["greeting"].line)
+    width_text = text("width", logo)
+    if not width_text.isdigit():
+        raise ContentError(path, "logo width must be a number of pixels", logo["width"].line)
+    for key in ("website",):
+        if not text(key).startswith("https://"):
+            raise ContentError(path, f"'{key}' must start with https://", fields[key].line)
+    if not text("url", logo).startswith("https://"):
+        raise ContentError(path, "the logo url must start with https://", logo["url"].line)
+    return Brand(
+        name=text("name"),
+        tagline=text("tagline"),
+        website=text("website"),
+        email=text("email"),
+        address=text("address"),
+        footer=text("footer"),
+        greeting=greeting,
+        greeting_anonymous=text("greeting_anonymous"),
+        logo_url=text("url", logo),
+        logo_alt=text("alt", logo),
+        logo_width=int(width_text),
+        colors=color_values,
+        sample_name=text("name", sample),
+        sample_email=text("email", sample),
+    )
+
+
+# --- Markdown ---------------------------------------------------------------------------
+
+# CommonMark with raw HTML disabled: staff's HTML is shown as text, never passed through.
+_markdown = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table")
+
+
+def _shift_headings(tokens: Sequence[Token], top_level: int) -> None:
+    levels = [int(t.tag[1]) for t in tokens if t.type == "heading_open"]
+    if not levels:
+        return
+    shift = top_level - min(levels)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(6, int(token.tag[1]) + shift)}"
+
+
+def markdown_html(source: str, top_heading: int = 3) -> str:
+    """Render Markdown to HTML; the biggest heading used becomes `top_heading` (h3)."""
+    tokens = _markdown.parse(source)
+    _shift_headings(tokens, top_heading)
+    return str(_markdown.renderer.render(tokens, _markdown.options, {}))
+
+
+def _inline_text(token: Token) -> str:
+    parts: list[str] = []
+    links: list[tuple[str, int]] = []
+    for child in token.children or []:
+        kind = child.type
+        if kind in ("text", "code_inline", "html_inline"):
+            parts.append(child.content)
+        elif kind == "softbreak":
+            parts.append(" ")
+        elif kind == "hardbreak":
+            parts.append("\n")
+        elif kind == "link_open":
+            links.append((str(child.attrGet("href") or ""), len(parts)))
+        elif kind == "link_close" and links:
+            href, start = links.pop()
+            label = "".join(parts[start:]).strip()
+            target = href.removeprefix("mailto:")
+            if href and not href.startswith("#") and target != label:
+                parts.append(f" ({target})")
+        elif kind == "image":
+            alt = child.content.strip()
+            src = str(child.attrGet("src") or "")
+            parts.append(f"[Afbeelding: {alt}]" if alt else f"[Afbeelding: {src}]")
+    return "".join(parts).strip()
+
+
+def _wrap(text: str, first: str, rest: str) -> str:
+    lines = []
+    for index, paragraph_line in enumerate(text.split("\n")):
+        lines.append(
+            textwrap.fill(
+                paragraph_line,
+                TEXT_WIDTH,
+                initial_indent=first if index == 0 else rest,
+                subsequent_indent=rest,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(lines)
+
+
+def markdown_text(source: str) -> str:
+    """Render Markdown as readable plain text: wrapped paragraphs, lists, links as URLs."""
+    tokens = _markdown.parse(source)
+    blocks: list[str] = []
+    tight_join: list[bool] = []  # per block: joined to the previous one without a blank line
+    lists: list[list[int]] = []  # stack of [ordered(0/1), next number]
+    pending_marker: str | None = None
+    heading_level = 0
+    quote_depth = 0
+    list_starts = False
+    for token in tokens:
+        kind = token.type
+        if kind in ("bullet_list_open", "ordered_list_open"):
+            start = int(token.attrGet("start") or 1)
+            if not lists:
+                list_starts = True  # a new top-level list is set apart by a blank line
+            lists.append([1 if kind == "ordered_list_open" else 0, start])
+        elif kind in ("bullet_list_close", "ordered_list_close"):
+            lists.pop()
+        elif kind == "list_item_open":
+            ordered, number = lists[-1]
+            pending_marker = f"{number}. " if ordered else "- "
+            lists[-1][1] += 1
+        elif kind == "heading_open":
+            heading_level = int(token.tag[1])
+        elif kind == "blockquote_open":
+            quote_depth += 1
+        elif kind == "blockquote_close":
+            quote_depth -= 1
+        elif kind == "hr":
+            blocks.append("-" * 20)
+            tight_join.append(False)
+        elif kind in ("fence", "code_block"):
+            indent = "    " * (len(lists) + 1)
+            blocks.append(textwrap.indent(token.content.rstrip("\n"), indent))
+            tight_join.append(False)
+        elif kind == "inline":
+            text = _inline_text(token)
+            if heading_level:
+                blocks.append(text.upper() if heading_level <= 3 else text)
+                tight_join.append(False)
+                heading_level = 0
+                continue
+            quote = "> " * quote_depth
+            depth = len(lists)
+            base = "   " * max(0, depth - 1)
+            if pending_marker is not None:
+                first, rest = base + pending_marker, base + " " * len(pending_marker)
+                tight_join.append(not list_starts)
+                pending_marker = None
+                list_starts = False
+            else:
+                first = rest = ("   " * depth) if depth else ""
+                tight_join.append(depth > 0)
+            blocks.append(_wrap(text, quote + first, quote + rest))
+    out: list[str] = []
+    for index, block in enumerate(blocks):
+        if index and not tight_join[index]:
+            out.append("")
+        out.append(block)
+    return "\n".join(out)
+
+
+# --- the issue --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _EventView:
+    id: str
+    type: str
+    title: str
+    city: str
+    url: str
+    date_long: str
+    date_short: str
+
+
+def dutch_date(day: date) -> str:
+    """Format a date the Dutch way: '7 mei 2012'."""
+    return format_date(day, format="d MMMM y", locale="nl")
+
+
+def _event_view(event: Event) -> _EventView:
+    return _EventView(
+        id=event.id,
+        type=event.type,
+        title=event.title,
+        city=event.city,
+        url=event.url,
+        date_long=dutch_date(event.date),
+        date_short=dutch_date(event.date),
+    )
+
+
+class _MergeFields:
+    """Template access to a subscriber's extra columns: {{ subscriber.organisatie }}."""
+
+    def __getattr__(self, name: str) -> str:
+        if not re.fullmatch(r"[a-z0-9_]+", name):
+            raise AttributeError(name)
+        return merge_marker(f"field_{name}")
+
+    __getitem__ = __getattr__
+
+
+def _environment(templates_dir: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=lambda name: name is None or not name.endswith(".txt.j2"),
+        keep_trailing_newline=True,
+        auto_reload=True,
+    )
+
+
+def _render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
+    templates_dir = Path(str(env.loader.searchpath[0])) if isinstance(  # type: ignore[union-attr]
+        env.loader, jinja2.FileSystemLoader
+    ) else Path(".")
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(templates_dir / (exc.name or name), exc.message or "syntax error", exc.lineno) from None
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(templates_dir / str(exc.name), "template not found") from None
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(templates_dir / name, f"{exc.message}; check the name in the template") from None
+
+
+def _silence_css_logging() -> None:
+    """Keep premailer's and cssutils' warnings about email-only CSS away from the user."""
+    global _log_silenced
+    if _log_silenced:
+        return
+    import cssutils
+
+    cssutils.log.setLevel(logging.CRITICAL)
+    logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+    logging.getLogger("premailer").setLevel(logging.CRITICAL)
+    _log_silenced = True
+
+
+def _mjml_to_html(mjml_source: str, templates_dir: Path) -> str:
+    from mjml import mjml2html
+
+    try:
+        # fonts={} : no web-font <link>; the font stack ends in safe system fonts.
+        return str(mjml2html(mjml_source, disable_comments=True, fonts={}))
+    except ValueError as exc:
+        raise TemplateError(templates_dir / HTML_TEMPLATE, f"MJML could not be rendered: {exc}") from None
+
+
+def _inline_css(html: str) -> str:
+    import premailer
+
+    _silence_css_logging()
+    inliner = premailer.Premailer(
+        html,
+        allow_network=False,
+        keep_style_tags=False,
+        remove_classes=False,
+        strip_important=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+        cache_css_parsing=False,
+    )
+    result = str(inliner.transform(pretty_print=False))
+    # premailer drops the doctype that MJML wrote; clients need it for standards mode.
+    if not result.lstrip().lower().startswith("<!doctype"):
+        result = "<!doctype html>\n" + result
+    return result
+
+
+def render_issue(issue: Issue, brand: Brand, templates_dir: Path | None = None) -> RenderedIssue:
+    """Render an issue to inlined HTML and plain text, with merge markers for personal values."""
+    templates_dir = templates_dir or default_templates_dir()
+    env = _environment(templates_dir)
+    articles = [
+        {
+            "anchor": f"artikel-{index}",
+            "title": article.title,
+            "html": Markup(markdown_html(article.body)),
+            "text": markdown_text(article.body),
+            "event": _event_view(article.event) if article.event else None,
+        }
+        for index, article in enumerate(issue.articles, start=1)
+    ]
+    website_label = re.sub(r"^https?://", "", brand.website).rstrip("/")
+    context: dict[str, Any] = {
+        "brand": {
+            **{k: getattr(brand, k) for k in brand.__dataclass_fields__},
+            "website_label": website_label,
+        },
+        "subject": issue.subject,
+        "preheader": issue.preheader,
+        "preheader_spacer": PREHEADER_SPACER if issue.preheader else "",
+        "month_year": format_date(issue.date, format="MMMM y", locale="nl"),
+        "date_long": dutch_date(issue.date),
+        "intro_html": Markup(markdown_html(issue.intro)) if issue.intro else "",
+        "intro_text": markdown_text(issue.intro) if issue.intro else "",
+        "articles": articles,
+        "events": [_event_view(e) for e in issue.agenda],
+        "greeting": merge_marker("greeting"),
+        "unsubscribe_url": merge_marker("unsubscribe_url"),
+        "subscriber": _MergeFields(),
+        "rule": "=" * TEXT_WIDTH,
+        "footer_text": textwrap.fill(brand.footer, TEXT_WIDTH),
+    }
+    mjml_source = _render_template(env, HTML_TEMPLATE, context)
+    html = _inline_css(_mjml_to_html(mjml_source, templates_dir))
+    text = _render_template(env, TEXT_TEMPLATE, context)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    digest = hashlib.sha256()
+    for part in (issue.subject, issue.preheader, html, text):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\x00")
+    return RenderedIssue(
+        subject=issue.subject,
+        preheader=issue.preheader,
+        html=html,
+        text=text,
+        content_hash=digest.hexdigest(),
+        article_titles=tuple(a.title for a in issue.articles),
+        event_count=len(issue.agenda),
+    )

@@ -1,0 +1,1 @@
+"""The email templates and brand file of nieuwsbrief (package data, edited as plain files)."""
