@@ -1,0 +1,117 @@
+"""Test helpers that show an email in a real headless Chromium (Playwright) and measure it.
+
+Usage, in a test module (or conftest.py with scope="session"):
+
+browser = browser_fixture()  # one Chromium per module: the machine has 2 cores
+
+def test_x(browser):
+    with email_page(browser, html) as page:
+        assert horizontal_overflow(page, 320) == 0
+        assert axe_violations(page) == []
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from external_tools import NODE_MODULES, NPM_HINT, require_tool
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+AXE_PATH = NODE_MODULES / "axe-core" / "axe.min.js"
+
+
+def chromium_path() -> str | None:
+    """Return the Chromium to drive: $NIEUWSBRIEF_CHROMIUM, else Debian's /usr/bin/chromium."""
+    candidate = os.environ.get("NIEUWSBRIEF_CHROMIUM") or "/usr/bin/chromium"
+    return shutil.which(candidate)
+
+
+def browser_fixture(scope: str = "module") -> Callable[..., Any]:
+    """Return a pytest fixture that launches headless Chromium once per `scope`."""
+
+    @pytest.fixture(scope=scope)
+    def browser() -> Iterator[Browser]:
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError:
+            require_tool("playwright", False, "pip install playwright (the Python package)")
+        executable = chromium_path()
+        require_tool(
+            "chromium",
+            executable is not None,
+            "install Debian's chromium or set NIEUWSBRIEF_CHROMIUM to a Chromium binary",
+        )
+        with sync_playwright() as playwright:
+            launched = playwright.chromium.launch(
+                executable_path=executable, headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                yield launched
+            finally:
+                launched.close()
+
+    return browser
+
+
+@contextmanager
+def email_page(browser: Browser, html: str, width: int = 600) -> Iterator[Page]:
+    """Show `html` in a fresh page, offline: remote images and fonts fail fast, never hang."""
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    try:
+        context.route("http*://**", lambda route: route.abort())
+        page = context.new_page()
+        page.set_content(html, wait_until="load")
+        yield page
+    finally:
+        context.close()
+
+
+def horizontal_overflow(page: Page, width: int) -> int:
+    """Show the page `width` CSS pixels wide; return how many pixels it scrolls sideways."""
+    page.set_viewport_size({"width": width, "height": 800})
+    overflow: int = page.evaluate(
+        "() => document.scrollingElement.scrollWidth - document.scrollingElement.clientWidth"
+    )
+    return overflow
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """Run axe-core's default rules (color-contrast included) on the page; return the violations.
+
+    Each violation: {"id", "impact", "help", "helpUrl", "nodes": [{"target", "html", "summary"}]}.
+    """
+    require_tool("axe-core", AXE_PATH.is_file(), NPM_HINT)
+    page.add_script_tag(path=str(AXE_PATH))
+    violations: list[dict[str, Any]] = page.evaluate(
+        """async () => {
+            const results = await axe.run(document, {resultTypes: ['violations']});
+            return results.violations.map((v) => ({
+                id: v.id,
+                impact: v.impact,
+                help: v.help,
+                helpUrl: v.helpUrl,
+                nodes: v.nodes.map((n) => ({
+                    target: n.target, html: n.html, summary: n.failureSummary,
+                })),
+            }));
+        }"""
+    )
+    return violations
