@@ -119,3 +119,19 @@ def write_outputs(composed: Composed, out_dir: Path) -> list[Path]:
         written.append(target)
     return written
 
+
+
+def summary(composed: Composed, written: list[Path]) -> str:
+    """Return the short report that compose prints."""
+    issue = composed.issue
+    lines = [
+        f"Composed {issue.path}",
+        f"  Subject:  {issue.subject}",
+        f"  Articles: {len(issue.articles)}",
+        *(f"    {n}. {a.title}" for n, a in enumerate(issue.articles, start=1)),
+        f"  Events:   {len(issue.agenda)} on or after {issue.date.isoformat()}",
+        f"  HTML:     {composed.html_part_bytes / 1024:.1f} KB as sent "
+        "(Gmail clips messages over about 102 KB)",
+        f"  Wrote:    {', '.join(str(p) for p in written)}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,5 @@
+"""Run nieuwsbrief as `python -m nieuwsbrief`."""
+
+from .cli import main
+
+main()
