@@ -1,0 +1,138 @@
+"""Unsubscribe tokens: opaque, signed, deterministic identifiers of one recipient.
+
+A token is ``VERSION + base64url(recipient_id_bytes + mac)`` without padding:
+
+* ``recipient_id_bytes`` = HMAC-SHA256(id_key, normalised address)[:12]  (96 bits)
+* ``mac``                = HMAC-SHA256(mac_key, VERSION + recipient_id_bytes)[:12]  (96 bits)
+
+Both keys are derived from the secret with HMAC and a fixed label each (domain separation), so
+the recipient id reveals nothing about the MAC key and vice versa. The token holds no address:
+the address is found again through the ``recipients`` table (see suppression.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import unicodedata
+from functools import lru_cache
+from urllib.parse import unquote
+
+from nieuwsbrief.errors import NieuwsbriefError
+
+VERSION = "1"
+_ID_BYTES = 12
+_MAC_BYTES = 12
+_BODY_CHARS = 4 * (_ID_BYTES + _MAC_BYTES) // 3  # 24 bytes -> 32 base64 characters, no padding
+TOKEN_LENGTH = len(VERSION) + _BODY_CHARS
+MIN_SECRET_LENGTH = 16
+
+_B64 = "A-Za-z0-9_-"
+# Strict: the version character, exactly 32 base64url characters, and no base64url character on
+# either side, so a token is never cut out of a longer word.
+TOKEN_RE = re.compile(rf"(?<![{_B64}]){VERSION}[{_B64}]{{{_BODY_CHARS}}}(?![{_B64}])")
+_TOKEN_FULL_RE = re.compile(rf"{VERSION}[{_B64}]{{{_BODY_CHARS}}}")
+
+_ID_LABEL = b"nieuwsbrief/unsubscribe/recipient-id/v1"
+_MAC_LABEL = b"nieuwsbrief/unsubscribe/mac/v1"
+
+
+def normalise_address(address: str) -> str:
+    """Return the form of an address that tokens and the suppression list agree on."""
+    return unicodedata.normalize("NFC", address.strip()).lower()
+
+
+@lru_cache(maxsize=8)
+def _keys(secret: str) -> tuple[bytes, bytes]:
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise NieuwsbriefError(
+            f"the unsubscribe secret is shorter than {MIN_SECRET_LENGTH} characters; "
+            "set NIEUWSBRIEF_SECRET to a long random value"
+        )
+    master = secret.encode("utf-8")
+    id_key = hmac.new(master, _ID_LABEL, hashlib.sha256).digest()
+    mac_key = hmac.new(master, _MAC_LABEL, hashlib.sha256).digest()
+    return id_key, mac_key
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _id_bytes(secret: str, address: str) -> bytes:
+    id_key, _ = _keys(secret)
+    digest = hmac.new(id_key, normalise_address(address).encode("utf-8"), hashlib.sha256)
+    return digest.digest()[:_ID_BYTES]
+
+
+def _mac(secret: str, id_bytes: bytes) -> bytes:
+    _, mac_key = _keys(secret)
+    message = VERSION.encode("ascii") + id_bytes
+    return hmac.new(mac_key, message, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def recipient_id(secret: str, address: str) -> str:
+    """Return the opaque id (16 base64url characters) that stands for `address`."""
+    return _b64encode(_id_bytes(secret, address))
+
+
+def make_token(secret: str, address: str) -> str:
+    """Return the unsubscribe token of `address`; the same inputs always give the same token."""
+    id_bytes = _id_bytes(secret, address)
+    return VERSION + _b64encode(id_bytes + _mac(secret, id_bytes))
+
+
+def verify_token(secret: str, token: object) -> str | None:
+    """Return the recipient id in `token` if its MAC is valid, else None (never raises on input)."""
+    if not isinstance(token, str) or not _TOKEN_FULL_RE.fullmatch(token):
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token[len(VERSION) :])
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != _ID_BYTES + _MAC_BYTES:
+        return None
+    id_bytes, mac = raw[:_ID_BYTES], raw[_ID_BYTES:]
+    if not hmac.compare_digest(mac, _mac(secret, id_bytes)):
+        return None
+    return _b64encode(id_bytes)
+
+
+def find_token(text: str) -> str | None:
+    """Return the first token-shaped word in pasted text (a subject, a mailto URL), else None."""
+    if not isinstance(text, str):
+        return None
+    # The mailto subject arrives percent-encoded ("afmelden%20TOKEN") when a URL is pasted;
+    # "%20" would otherwise glue "20" to the front of the token.
+    for candidate in (text, unquote(text)):
+        match = TOKEN_RE.search(candidate)
+        if match:
+            return match.group(0)
+    return None
+
+
+def unsubscribe_link(url_template: str, token: str) -> str:
+    """Return the HTTPS unsubscribe URL: `url_template` with `{token}` replaced by `token`."""
+    if "{token}" not in url_template:
+        raise NieuwsbriefError(
+            f"the unsubscribe URL {url_template!r} has no '{{token}}' placeholder; "
+            "set NIEUWSBRIEF_UNSUBSCRIBE_URL to e.g. https://www.bureau-kennis.net/afmelden/{token}"
+        )
+    return url_template.replace("{token}", token)
+
+
+def mailto_link(address: str, token: str) -> str:
+    """Return the mailto URI for List-Unsubscribe: `mailto:ADDRESS?subject=afmelden%20TOKEN`."""
+    return f"mailto:{address}?subject=afmelden%20{token}"
+
+
+def list_unsubscribe_headers(url_template: str, mailto_address: str, token: str) -> dict[str, str]:
+    """Return the RFC 2369 / RFC 8058 header pair for one recipient."""
+    https = unsubscribe_link(url_template, token)
+    return {
+        "List-Unsubscribe": f"<{https}>, <{mailto_link(mailto_address, token)}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
