@@ -290,3 +290,12 @@ def test_make_app_checks_its_settings(tmp_path: Path) -> None:
 def test_mask_address() -> None:
     assert mask_address("jan@gemeente.nl") == "j***@gemeente.nl"
     assert mask_address("@x.nl") == "***@x.nl"
+
+
+def test_broken_database_gives_503(server: Server) -> None:
+    server.db.path.unlink()
+    server.db.path.write_text("dit is geen database " * 100)
+    resp = server.request("POST", f"/afmelden/{token()}", ONE_CLICK, FORM)
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "120"
+    assert "opnieuw" in resp.text

@@ -86,6 +86,7 @@ _STATUS = {
     404: "404 Not Found",
     405: "405 Method Not Allowed",
     413: "413 Content Too Large",
+    503: "503 Service Unavailable",
 }
 _ALLOW = "GET, HEAD, POST"
 
@@ -295,7 +296,23 @@ def make_app(
         return page, []
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        page, extra = handle(environ)
+        try:
+            page, extra = handle(environ)
+        except NieuwsbriefError as exc:
+            # The suppression list is locked or broken: ask the client to retry (RFC 8058
+            # senders and people alike), and keep the reason in the log. The message names the
+            # database file only, never the request.
+            log.error("unsubscribe request failed: %s", exc)
+            page = _Page(
+                503,
+                "Tijdelijk niet beschikbaar",
+                [
+                    "Uw afmelding kon nu niet worden verwerkt. Probeer het over enkele minuten "
+                    "opnieuw, of beantwoord de nieuwsbrief met het woord ‘afmelden’."
+                ],
+                contact=contact,
+            )
+            extra = [("Retry-After", "120")]
         headers = [
             ("Content-Type", "text/html; charset=utf-8"),
             ("Content-Length", str(len(page.body))),
