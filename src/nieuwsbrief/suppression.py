@@ -1,0 +1,336 @@
+"""The suppression list: who asked not to receive the newsletter, kept in one SQLite file.
+
+The same file is used by `send` (to skip suppressed addresses and to register the recipient ids
+behind its tokens), by the staff command `unsubscribe` and by the one-click server, possibly at
+the same time: WAL mode and a busy timeout let a reader and a writer share it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+
+from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.tokens import find_token, normalise_address, verify_token
+
+SCHEMA_VERSION = 1
+SOURCES = frozenset({"one-click", "web", "mailto", "staff", "import"})
+BUSY_TIMEOUT_SECONDS = 10.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS suppressed (
+    address   TEXT PRIMARY KEY,
+    added_at  TEXT NOT NULL,
+    source    TEXT NOT NULL
+              CHECK (source IN ('one-click', 'web', 'mailto', 'staff', 'import')),
+    note      TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS recipients (
+    recipient_id TEXT PRIMARY KEY,
+    address      TEXT NOT NULL,
+    first_seen   TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One suppressed address."""
+
+    address: str
+    added_at: str  # ISO 8601, UTC
+    source: str
+    note: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class SuppressionList:
+    """The suppression list and the recipient-id lookup in the SQLite file at `path`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._ensure_schema()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """Yield a connection inside one transaction; SQLite errors become NieuwsbriefError."""
+        # One short-lived connection per operation: safe across the server's threads, and a
+        # connection never holds the file longer than one call. Writers take the write lock up
+        # front (BEGIN IMMEDIATE): in WAL mode a read transaction that later writes would fail
+        # at once instead of waiting out the busy timeout.
+        try:
+            with closing(
+                sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            ) as conn:
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _ensure_schema(self) -> None:
+        """Create the tables on first use, and refuse a file written by a newer version."""
+        try:
+            with closing(
+                sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            ) as conn:
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version == SCHEMA_VERSION:
+                    return
+                if version > SCHEMA_VERSION:
+                    raise NieuwsbriefError(
+                        f"{self.path}: suppression list has schema version {version}; this "
+                        f"nieuwsbrief knows up to {SCHEMA_VERSION}; upgrade nieuwsbrief"
+                    )
+                # WAL is a property of the file: set once, outside a transaction.
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> NieuwsbriefError:
+        text = str(exc)
+        if "not a database" in text or "malformed" in text:
+            return NieuwsbriefError(
+                f"{self.path}: is not a SQLite suppression list ({text}); "
+                "check NIEUWSBRIEF_SUPPRESSION_DB"
+            )
+        if "unable to open" in text:
+            return NieuwsbriefError(
+                f"{self.path}: cannot open the suppression list ({text}); "
+                "check that the folder exists and is writable"
+            )
+        if "locked" in text or "busy" in text:
+            return NieuwsbriefError(
+                f"{self.path}: the suppression list stayed locked for "
+                f"{BUSY_TIMEOUT_SECONDS:.0f} s by another process; try again"
+            )
+        return NieuwsbriefError(f"{self.path}: suppression list error: {text}")
+
+    # -- recipients ---------------------------------------------------------------------------
+
+    def register(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """Remember which address each recipient id stands for; return how many were new."""
+        now = _now()
+        rows = ((rid, normalise_address(address), now) for rid, address in pairs)
+        with self._connect(write=True) as conn:
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO recipients (recipient_id, address, first_seen) "
+                "VALUES (?, ?, ?)",
+                rows,
+            )
+            return conn.total_changes - before
+
+    def address_for(self, recipient_id: str) -> str | None:
+        """Return the address behind `recipient_id`, or None if no send registered it."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT address FROM recipients WHERE recipient_id = ?", (recipient_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- suppression --------------------------------------------------------------------------
+
+    def is_suppressed(self, address: str) -> bool:
+        """Return whether `address` is on the suppression list."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM suppressed WHERE address = ?", (normalise_address(address),)
+            ).fetchone()
+        return row is not None
+
+    def suppressed_set(self) -> frozenset[str]:
+        """Return all suppressed addresses (normalised), for filtering a whole list at once."""
+        with self._connect() as conn:
+            return frozenset(row[0] for row in conn.execute("SELECT address FROM suppressed"))
+
+    def add(self, address: str, source: str, note: str = "") -> bool:
+        """Suppress `address`; return False if it already was (the first date is kept)."""
+        _check_source(source)
+        with self._connect(write=True) as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO suppressed (address, added_at, source, note) "
+                "VALUES (?, ?, ?, ?)",
+                (normalise_address(address), _now(), source, note),
+            )
+            return cursor.rowcount == 1
+
+    def add_by_id(self, recipient_id: str, source: str) -> str | None:
+        """Suppress the address behind `recipient_id`; return it, or None for an unknown id."""
+        _check_source(source)
+        with self._connect(write=True) as conn:
+            row = conn.execute(
+                "SELECT address FROM recipients WHERE recipient_id = ?", (recipient_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            address = str(row[0])
+            conn.execute(
+                "INSERT OR IGNORE INTO suppressed (address, added_at, source, note) "
+                "VALUES (?, ?, ?, '')",
+                (address, _now(), source),
+            )
+        return address
+
+    def remove(self, address: str) -> bool:
+        """Take `address` off the list again; return False if it was not on it."""
+        with self._connect(write=True) as conn:
+            cursor = conn.execute(
+                "DELETE FROM suppressed WHERE address = ?", (normalise_address(address),)
+            )
+            return cursor.rowcount == 1
+
+    def entries(self) -> list[Entry]:
+        """Return every suppressed address, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT address, added_at, source, note FROM suppressed ORDER BY added_at, address"
+            ).fetchall()
+        return [Entry(*row) for row in rows]
+
+    def count(self) -> int:
+        """Return how many addresses are suppressed."""
+        with self._connect() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM suppressed").fetchone()[0])
+
+
+def _check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise NieuwsbriefError(
+            f"unknown suppression source {source!r}; use one of {', '.join(sorted(SOURCES))}"
+        )
+
+
+# -- staff requests ---------------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    """What happened to one staff unsubscribe request."""
+
+    ADDED = "added"
+    ALREADY = "already suppressed"
+    UNKNOWN_TOKEN = "unknown token"
+    INVALID_TOKEN = "invalid token"
+    NOT_AN_ADDRESS = "not an address"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result for one item given to `nieuwsbrief unsubscribe`."""
+
+    item: str
+    status: Status
+    address: str | None = None  # the suppressed address, when known
+
+
+# Loose on purpose: the CLI validates addresses with email-validator; this only tells an address
+# from a token, a subject line or a typo.
+_ADDRESS_RE = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>.]+")
+# A token that lost or gained characters, or a subject like "afmelden 1abc" with a broken token.
+_TOKENISH_RE = re.compile(r"(?:^|\s)1[A-Za-z0-9_-]{12,}(?:\s|$)|afmelden", re.IGNORECASE)
+
+
+def unsubscribe_requests(
+    secret: str,
+    db: SuppressionList | Path,
+    items: Iterable[str],
+    source: str = "staff",
+) -> list[Outcome]:
+    """Suppress each address, token or pasted subject in `items`; say per item what happened."""
+    suppression = db if isinstance(db, SuppressionList) else SuppressionList(db)
+    outcomes = []
+    for item in items:
+        outcomes.append(_one_request(secret, suppression, item.strip(), source))
+    return outcomes
+
+
+def _one_request(secret: str, suppression: SuppressionList, item: str, source: str) -> Outcome:
+    # A token first: a pasted mailto URL contains both an address and the token.
+    token = find_token(item)
+    if token is not None:
+        rid = verify_token(secret, token)
+        if rid is None:
+            return Outcome(item, Status.INVALID_TOKEN)
+        address = suppression.address_for(rid)
+        if address is None:
+            return Outcome(item, Status.UNKNOWN_TOKEN)
+        note = "token"
+    else:
+        candidate = item.removeprefix("mailto:").strip("<>")
+        if not _ADDRESS_RE.fullmatch(candidate):
+            looks_like_token = _TOKENISH_RE.search(item) and "@" not in item
+            status = Status.INVALID_TOKEN if looks_like_token else Status.NOT_AN_ADDRESS
+            return Outcome(item, status)
+        address = normalise_address(candidate)
+        note = ""
+    added = suppression.add(address, source, note)
+    return Outcome(item, Status.ADDED if added else Status.ALREADY, address)
+
+
+_EMAIL_HEADERS = frozenset({"email", "emailadres", "emailaddress", "mail", "mailadres"})
+
+
+def _is_email_header(cell: str) -> bool:
+    name = re.sub(r"[\s_\-.\"']", "", cell.lower())
+    return name in _EMAIL_HEADERS or name.startswith("emailadres")
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith(codecs.BOM_UTF8):
+        return data.decode("utf-8-sig")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # "CSV (comma delimited)" from Dutch Excel is Windows-1252.
+        return data.decode("cp1252", errors="replace")
+
+
+def read_request_file(path: Path | str) -> list[str]:
+    """Return the items of a request file: one per line, or the e-mail column of a CSV."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise NieuwsbriefError(f"{path}: cannot read the request file ({exc.strerror})") from exc
+    lines = [
+        line
+        for line in _decode(data).splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if not lines:
+        return []
+    header = lines[0]
+    delimiter = max(";,\t", key=header.count)
+    cells = next(csv.reader([header], delimiter=delimiter))
+    column = next((i for i, cell in enumerate(cells) if _is_email_header(cell)), None)
+    if column is None:
+        return [line.strip() for line in lines]
+    items = []
+    for row in csv.reader(lines[1:], delimiter=delimiter):
+        if column < len(row) and row[column].strip():
+            items.append(row[column].strip())
+    return items

@@ -1,0 +1,208 @@
+"""The SQLite suppression list, staff requests and request files."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.suppression import (
+    Status,
+    SuppressionList,
+    read_request_file,
+    unsubscribe_requests,
+)
+from nieuwsbrief.tokens import mailto_link, make_token, recipient_id
+
+SECRET = "test-secret-0123456789abcdef"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> SuppressionList:
+    return SuppressionList(tmp_path / "suppression.sqlite")
+
+
+def test_schema_wal_and_version(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    SuppressionList(path)
+    SuppressionList(path)  # opening again is fine
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"suppressed", "recipients"} <= tables
+
+
+def test_add_keeps_first_date_and_is_case_insensitive(db: SuppressionList) -> None:
+    assert db.add("Jan@Gemeente.nl", "staff", "telefoon")
+    first = db.entries()[0]
+    time.sleep(1.1)
+    assert not db.add("jan@gemeente.nl ", "web")
+    assert db.entries() == [first]
+    assert first.address == "jan@gemeente.nl"
+    assert first.source == "staff"
+    assert first.note == "telefoon"
+    assert first.added_at.endswith("+00:00")
+    assert db.is_suppressed("JAN@gemeente.NL")
+    assert not db.is_suppressed("piet@gemeente.nl")
+    assert db.suppressed_set() == frozenset({"jan@gemeente.nl"})
+    assert db.count() == 1
+
+
+def test_remove(db: SuppressionList) -> None:
+    db.add("jan@gemeente.nl", "staff")
+    assert db.remove("JAN@gemeente.nl")
+    assert not db.remove("jan@gemeente.nl")
+    assert db.count() == 0
+
+
+def test_unknown_source_is_refused(db: SuppressionList) -> None:
+    with pytest.raises(NieuwsbriefError, match="source"):
+        db.add("jan@gemeente.nl", "spam")
+
+
+def test_register_and_add_by_id(db: SuppressionList) -> None:
+    address = "jan@gemeente.nl"
+    rid = recipient_id(SECRET, address)
+    assert db.register([(rid, "Jan@Gemeente.nl")]) == 1
+    assert db.register([(rid, address)]) == 0
+    assert db.address_for(rid) == address
+    assert db.add_by_id(rid, "one-click") == address
+    assert db.add_by_id(rid, "web") == address  # idempotent
+    assert db.entries()[0].source == "one-click"
+    assert db.add_by_id("AAAAAAAAAAAAAAAA", "one-click") is None
+    assert db.count() == 1
+
+
+def test_register_100k_is_fast(db: SuppressionList) -> None:
+    pairs = [(f"id{i:06d}", f"lid{i}@example.nl") for i in range(100_000)]
+    start = time.perf_counter()
+    assert db.register(pairs) == 100_000
+    assert time.perf_counter() - start < 5
+    assert db.address_for("id099999") == "lid99999@example.nl"
+
+
+def test_not_a_database_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "adressen.csv"
+    path.write_text("email\njan@gemeente.nl\n" * 200)
+    with pytest.raises(NieuwsbriefError, match=r"adressen\.csv.*not a SQLite"):
+        SuppressionList(path)
+
+
+def test_missing_folder_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(NieuwsbriefError, match="nope"):
+        SuppressionList(tmp_path / "nope" / "s.sqlite")
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(NieuwsbriefError, match="version 99"):
+        SuppressionList(path)
+
+
+def test_concurrent_writers_wait_instead_of_failing(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    SuppressionList(path)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            lst = SuppressionList(path)
+            for i in range(50):
+                lst.add(f"t{n}-{i}@example.nl", "one-click")
+                lst.register([(f"r{n}-{i}", f"t{n}-{i}@example.nl")])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert SuppressionList(path).count() == 200
+
+
+def test_unsubscribe_requests_outcomes(db: SuppressionList) -> None:
+    known = "jan@gemeente.nl"
+    db.register([(recipient_id(SECRET, known), known)])
+    db.add("al@gemeente.nl", "web")
+    token = make_token(SECRET, known)
+    stranger = make_token(SECRET, "onbekend@gemeente.nl")
+    forged = make_token("another-secret-0123456789", known)
+    items = [
+        "Piet@Gemeente.nl",
+        "al@gemeente.nl",
+        f"Re: afmelden {token}",
+        mailto_link("afmelden@bureau-kennis.net", token),
+        stranger,
+        forged,
+        token[:20],
+        "geen adres",
+        "jan at gemeente",
+    ]
+    outcomes = unsubscribe_requests(SECRET, db, items)
+    assert [o.status for o in outcomes] == [
+        Status.ADDED,
+        Status.ALREADY,
+        Status.ADDED,
+        Status.ALREADY,
+        Status.UNKNOWN_TOKEN,
+        Status.INVALID_TOKEN,
+        Status.INVALID_TOKEN,
+        Status.NOT_AN_ADDRESS,
+        Status.NOT_AN_ADDRESS,
+    ]
+    assert outcomes[0].address == "piet@gemeente.nl"
+    assert outcomes[2].address == known
+    assert db.suppressed_set() == {"piet@gemeente.nl", "al@gemeente.nl", known}
+    assert {e.source for e in db.entries() if e.address != "al@gemeente.nl"} == {"staff"}
+
+
+def test_unsubscribe_requests_accepts_a_path(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    outcomes = unsubscribe_requests(SECRET, path, ["jan@gemeente.nl"], source="mailto")
+    assert outcomes[0].status is Status.ADDED
+    assert SuppressionList(path).entries()[0].source == "mailto"
+
+
+def test_request_file_plain_lines(tmp_path: Path) -> None:
+    path = tmp_path / "afmeldingen.txt"
+    path.write_text(
+        "# afmeldingen van de telefoon\n\njan@gemeente.nl\n  piet@gemeente.nl  \n"
+        "Re: afmelden 1AAAA\n",
+        encoding="utf-8",
+    )
+    assert read_request_file(path) == [
+        "jan@gemeente.nl",
+        "piet@gemeente.nl",
+        "Re: afmelden 1AAAA",
+    ]
+
+
+def test_request_file_csv_semicolon_with_bom(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    text = 'Naam;E-mailadres;Organisatie\nZoë Jansen;zoe@gemeente.nl;"Gemeente; Breda"\n'
+    text += ";;\nJan;jan@gemeente.nl;X\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert read_request_file(path) == ["zoe@gemeente.nl", "jan@gemeente.nl"]
+
+
+def test_request_file_csv_cp1252_comma_and_tab(tmp_path: Path) -> None:
+    comma = tmp_path / "a.csv"
+    comma.write_bytes("naam,email\nCafé Zoë,zoe@gemeente.nl\n".encode("cp1252"))
+    assert read_request_file(comma) == ["zoe@gemeente.nl"]
+    tab = tmp_path / "b.tsv"
+    tab.write_text("E-mail\tNaam\njan@gemeente.nl\tJan\n", encoding="utf-8")
+    assert read_request_file(tab) == ["jan@gemeente.nl"]
+
+
+def test_request_file_missing(tmp_path: Path) -> None:
+    with pytest.raises(NieuwsbriefError, match=r"weg\.txt"):
+        read_request_file(tmp_path / "weg.txt")
