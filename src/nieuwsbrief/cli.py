@@ -38,7 +38,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Compose and send the Bureau | Kennis newsletter from Markdown articles and an agenda."""
@@ -90,7 +89,9 @@ def compose(
     agenda: AgendaOption = None,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Where to write the files. Default: ISSUE_DIR/out.", show_default=False),
+        typer.Option(
+            "--out", help="Where to write the files. Default: ISSUE_DIR/out.", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Turn an issue folder into email.html, email.txt and preview.eml (one sample message)."""

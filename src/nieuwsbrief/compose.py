@@ -120,7 +120,6 @@ def write_outputs(composed: Composed, out_dir: Path) -> list[Path]:
     return written
 
 
-
 def summary(composed: Composed, written: list[Path]) -> str:
     """Return the short report that compose prints."""
     issue = composed.issue

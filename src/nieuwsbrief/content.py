@@ -101,12 +101,16 @@ def _agenda_rows_from_yaml(path: Path) -> list[tuple[int, dict[str, tuple[str, i
         return []
     if not isinstance(root.value, list):
         raise ContentError(
-            path, "the agenda must be a YAML list of events (each starting with '- id: ...')", root.line
+            path,
+            "the agenda must be a YAML list of events (each starting with '- id: ...')",
+            root.line,
         )
     rows = []
     for item in root.value:
         if not isinstance(item.value, dict):
-            raise ContentError(path, "each agenda entry must be a mapping of id, type, ...", item.line)
+            raise ContentError(
+                path, "each agenda entry must be a mapping of id, type, ...", item.line
+            )
         row: dict[str, tuple[str, int]] = {}
         for key, node in item.value.items():
             if node.value is not None and not isinstance(node.value, str):
@@ -145,13 +149,17 @@ def _event_from_row(row: dict[str, tuple[str, int]], path: Path, line: int) -> E
     missing = [f for f in EVENT_FIELDS if not row.get(f, ("", 0))[0].strip()]
     if missing:
         names = ", ".join(f"'{m}'" for m in missing)
-        raise ContentError(path, f"this event has no {names}; every event needs {', '.join(EVENT_FIELDS)}", line)
+        raise ContentError(
+            path, f"this event has no {names}; every event needs {', '.join(EVENT_FIELDS)}", line
+        )
     values = {f: row[f][0].strip() for f in EVENT_FIELDS}
     url_line = row["url"][1]
     parts = urlsplit(values["url"])
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ContentError(
-            path, f"url '{values['url']}' is not a web address; it must start with https://", url_line
+            path,
+            f"url '{values['url']}' is not a web address; it must start with https://",
+            url_line,
         )
     if re.search(r"\s", values["url"]):
         raise ContentError(path, f"url '{values['url']}' contains a space", url_line)
@@ -272,9 +280,7 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
 
     agenda_path = agenda_path or default_agenda_path(issue_dir)
     if not agenda_path.is_file():
-        raise ContentError(
-            agenda_path, "agenda not found; create it or pass --agenda FILE"
-        )
+        raise ContentError(agenda_path, "agenda not found; create it or pass --agenda FILE")
     all_events = load_agenda(agenda_path)
     events_by_id = {e.id: e for e in all_events}
 
@@ -304,7 +310,8 @@ def _article_paths(issue_dir: Path, issue_path: Path, node: Node | None) -> list
         paths = sorted(issue_dir.glob("*.md"), key=lambda p: p.name)
         if not paths:
             raise ContentError(
-                issue_dir, "has no articles; add Markdown files (*.md) or list them under 'articles:'"
+                issue_dir,
+                "has no articles; add Markdown files (*.md) or list them under 'articles:'",
             )
         return paths
     if not isinstance(node.value, list):
@@ -314,11 +321,15 @@ def _article_paths(issue_dir: Path, issue_path: Path, node: Node | None) -> list
     paths = []
     for item in node.value:
         if not isinstance(item.value, str) or not item.value.strip():
-            raise ContentError(issue_path, "each entry of 'articles' must be a file name", item.line)
+            raise ContentError(
+                issue_path, "each entry of 'articles' must be a file name", item.line
+            )
         name = item.value.strip()
         candidate = issue_dir / name
         if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise ContentError(issue_path, f"'{name}' must be a file inside the issue folder", item.line)
+            raise ContentError(
+                issue_path, f"'{name}' must be a file inside the issue folder", item.line
+            )
         if not candidate.is_file():
             raise ContentError(issue_path, f"article '{name}' not found in {issue_dir}", item.line)
         paths.append(candidate)

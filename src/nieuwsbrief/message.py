@@ -13,8 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
-from email import quoprimime
+from email import policy, quoprimime
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 
@@ -139,7 +138,10 @@ class MessageFactory:
         # "=_" never occurs in quoted-printable data, so the boundary cannot clash with a part.
         self._boundary = f"=_nb_{digest}"
         static = [
-            _fold("From", str(Address(display_name=display, addr_spec=address)) if display else address),
+            _fold(
+                "From",
+                str(Address(display_name=display, addr_spec=address)) if display else address,
+            ),
         ]
         if envelope.reply_to:
             static.append(_fold("Reply-To", envelope.reply_to))
@@ -216,7 +218,6 @@ class MessageFactory:
                 self._tail,
             ]
         )
-
 
 
 def make_factory(

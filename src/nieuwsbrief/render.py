@@ -287,17 +287,25 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
 
 
 def _render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
-    templates_dir = Path(str(env.loader.searchpath[0])) if isinstance(  # type: ignore[union-attr]
-        env.loader, jinja2.FileSystemLoader
-    ) else Path(".")
+    templates_dir = (
+        Path(str(env.loader.searchpath[0]))
+        if isinstance(  # type: ignore[union-attr]
+            env.loader, jinja2.FileSystemLoader
+        )
+        else Path(".")
+    )
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(templates_dir / (exc.name or name), exc.message or "syntax error", exc.lineno) from None
+        raise TemplateError(
+            templates_dir / (exc.name or name), exc.message or "syntax error", exc.lineno
+        ) from None
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(templates_dir / str(exc.name), "template not found") from None
     except jinja2.UndefinedError as exc:
-        raise TemplateError(templates_dir / name, f"{exc.message}; check the name in the template") from None
+        raise TemplateError(
+            templates_dir / name, f"{exc.message}; check the name in the template"
+        ) from None
 
 
 def _silence_css_logging() -> None:
@@ -320,7 +328,9 @@ def _mjml_to_html(mjml_source: str, templates_dir: Path) -> str:
         # fonts={} : no web-font <link>; the font stack ends in safe system fonts.
         return str(mjml2html(mjml_source, disable_comments=True, fonts={}))
     except ValueError as exc:
-        raise TemplateError(templates_dir / HTML_TEMPLATE, f"MJML could not be rendered: {exc}") from None
+        raise TemplateError(
+            templates_dir / HTML_TEMPLATE, f"MJML could not be rendered: {exc}"
+        ) from None
 
 
 def _inline_css(html: str) -> str:

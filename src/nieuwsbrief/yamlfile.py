@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import yaml
 
@@ -19,7 +18,7 @@ from .errors import ContentError
 class Node:
     """A YAML value with the 1-based line it starts on."""
 
-    value: Union[str, list["Node"], dict[str, "Node"], None]
+    value: str | list[Node] | dict[str, Node] | None
     line: int
 
 
