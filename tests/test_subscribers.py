@@ -75,6 +75,15 @@ def test_tab_separated(tmp_path: Path) -> None:
     assert lst.subscribers[0].name == "Anna"
 
 
+def test_old_mac_line_endings(tmp_path: Path) -> None:
+    lst = load_subscribers(write(tmp_path, b"naam;email\rA;a@voorbeeld.nl\rB;b@voorbeeld.nl\r"))
+
+    assert [(s.email, s.line) for s in lst.subscribers] == [
+        ("a@voorbeeld.nl", 2),
+        ("b@voorbeeld.nl", 3),
+    ]
+
+
 def test_header_only_gives_empty_list(tmp_path: Path) -> None:
     lst = load_subscribers(write(tmp_path, b"naam;email\r\n"))
 

@@ -274,7 +274,7 @@ def _detect_delimiter(text: str) -> tuple[str, int, str]:
     if hint and hint.group(1) in DELIMITERS:
         return hint.group(1), 1, text[hint.end() :]
 
-    header_line = text.lstrip("\r\n").split("\n", 1)[0]
+    header_line = re.split(r"[\r\n]", text.lstrip("\r\n"), maxsplit=1)[0]
     counts = {d: header_line.count(d) for d in DELIMITERS}
     sample = text[:SNIFF_BYTES]
     if len(text) > SNIFF_BYTES and "\n" in sample:
