@@ -1,0 +1,398 @@
+"""Environment and .env -> one frozen Settings, checked once, every problem reported at once."""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.headerregistry import AddressHeader
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Literal, cast
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+from email_validator import EmailNotValidError, validate_email
+
+from nieuwsbrief.errors import ConfigError
+
+Security = Literal["starttls", "ssl", "none"]
+DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
+MIN_SECRET_LENGTH = 16
+PREFIX = "NIEUWSBRIEF_"
+KNOWN_VARIABLES = (
+    "NIEUWSBRIEF_SMTP_HOST",
+    "NIEUWSBRIEF_SMTP_PORT",
+    "NIEUWSBRIEF_SMTP_USER",
+    "NIEUWSBRIEF_SMTP_PASSWORD",
+    "NIEUWSBRIEF_SMTP_SECURITY",
+    "NIEUWSBRIEF_FROM",
+    "NIEUWSBRIEF_REPLY_TO",
+    "NIEUWSBRIEF_UNSUBSCRIBE_MAILTO",
+    "NIEUWSBRIEF_UNSUBSCRIBE_URL",
+    "NIEUWSBRIEF_SECRET",
+    "NIEUWSBRIEF_SECRET_FILE",
+    "NIEUWSBRIEF_OUTBOX",
+    "NIEUWSBRIEF_SUPPRESSION_DB",
+    "NIEUWSBRIEF_LEDGER_DB",
+    "NIEUWSBRIEF_MAX_PER_CONNECTION",
+)
+# Never echo these back: not in errors, notices or repr.
+SECRET_VARIABLES = ("NIEUWSBRIEF_SMTP_PASSWORD", "NIEUWSBRIEF_SECRET")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting nieuwsbrief uses, validated; nothing downstream reads the environment."""
+
+    smtp_host: str | None  # None: no SMTP, messages go into the local Maildir outbox
+    smtp_port: int
+    smtp_security: Security
+    smtp_user: str | None
+    smtp_password: str | None = field(repr=False)
+    from_address: str | None  # "Name <addr@domain>" or a bare address; None: the brand decides
+    reply_to: str | None
+    unsubscribe_mailto: str | None  # bare address for List-Unsubscribe mailto:
+    unsubscribe_url: str | None  # contains "{token}" exactly once
+    secret: str = field(repr=False)
+    secret_path: Path
+    outbox_dir: Path
+    suppression_path: Path
+    ledger_path: Path
+    max_per_connection: int  # 0 = unlimited
+    base_dir: Path  # the folder relative paths were resolved against
+    env_path: Path | None = None  # the .env file that was read, if any
+    notices: tuple[str, ...] = ()
+
+    @property
+    def uses_smtp(self) -> bool:
+        """Tell whether messages go to an SMTP server rather than the local outbox."""
+        return self.smtp_host is not None
+
+    @property
+    def server_label(self) -> str:
+        """Describe where messages go, for confirmations and logs."""
+        if self.smtp_host is None:
+            return f"local outbox {_display_path(self.outbox_dir, self.base_dir)}"
+        host = f"[{self.smtp_host}]" if ":" in self.smtp_host else self.smtp_host
+        return f"{host}:{self.smtp_port} ({self.smtp_security})"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_file: Path | None = Path(".env"),
+    cwd: Path | None = None,
+) -> Settings:
+    """Read settings from the environment and .env; raise one ConfigError listing all problems."""
+    base_dir = cwd if cwd is not None else Path.cwd()
+    environ = os.environ if environ is None else environ
+    errors: list[str] = []
+    notices: list[str] = []
+
+    values, env_path = _read_env_file(env_file, base_dir, errors, notices)
+    # The real environment wins, even when empty: NIEUWSBRIEF_SMTP_HOST= forces the local outbox.
+    values.update({k: v for k, v in environ.items() if k.startswith(PREFIX)})
+    _warn_unknown(values, notices)
+
+    def get(name: str) -> str | None:
+        value = values.get(name)
+        value = value.strip() if value is not None else None
+        return value or None
+
+    smtp_host = get("NIEUWSBRIEF_SMTP_HOST")
+    security = _parse_security(get("NIEUWSBRIEF_SMTP_SECURITY"), errors)
+    smtp_port = _parse_int(
+        "NIEUWSBRIEF_SMTP_PORT", get("NIEUWSBRIEF_SMTP_PORT"), DEFAULT_PORTS[security], 1, 65535
+    )
+    max_per_connection = _parse_int(
+        "NIEUWSBRIEF_MAX_PER_CONNECTION", get("NIEUWSBRIEF_MAX_PER_CONNECTION"), 0, 0, None
+    )
+    for problem in (smtp_port, max_per_connection):
+        if isinstance(problem, str):
+            errors.append(problem)
+
+    smtp_user = get("NIEUWSBRIEF_SMTP_USER")
+    # Passwords may legitimately start or end with spaces; only an empty one counts as absent.
+    smtp_password = values.get("NIEUWSBRIEF_SMTP_PASSWORD") or None
+    if smtp_user and not smtp_password:
+        errors.append(
+            "NIEUWSBRIEF_SMTP_USER is set but NIEUWSBRIEF_SMTP_PASSWORD is not; set both or neither"
+        )
+    if smtp_password and not smtp_user:
+        errors.append(
+            "NIEUWSBRIEF_SMTP_PASSWORD is set but NIEUWSBRIEF_SMTP_USER is not; set both or neither"
+        )
+    if smtp_host and smtp_user and security == "none" and not _is_loopback(smtp_host):
+        errors.append(
+            f"NIEUWSBRIEF_SMTP_SECURITY: 'none' with a login to {smtp_host}: credentials are "
+            "never sent without TLS; use starttls or ssl"
+        )
+    if isinstance(smtp_port, int) and smtp_host:
+        expected = "ssl" if smtp_port == 465 else "starttls" if smtp_port == 587 else security
+        if expected != security:
+            notices.append(
+                f"Warning: port {smtp_port} usually means NIEUWSBRIEF_SMTP_SECURITY={expected}, "
+                f"not {security}"
+            )
+
+    from_address = _parse_address("NIEUWSBRIEF_FROM", get("NIEUWSBRIEF_FROM"), errors)
+    reply_to = _parse_address("NIEUWSBRIEF_REPLY_TO", get("NIEUWSBRIEF_REPLY_TO"), errors)
+    unsubscribe_mailto = _parse_mailto(get("NIEUWSBRIEF_UNSUBSCRIBE_MAILTO"), errors)
+    unsubscribe_url = _parse_unsubscribe_url(get("NIEUWSBRIEF_UNSUBSCRIBE_URL"), errors)
+
+    def path_of(name: str, default: str) -> Path:
+        # Relative paths are taken from the project folder, not wherever Python happens to run.
+        return base_dir / Path(get(name) or default).expanduser()
+
+    secret_path = path_of("NIEUWSBRIEF_SECRET_FILE", ".nieuwsbrief-secret")
+    secret = values.get("NIEUWSBRIEF_SECRET") or None
+    if secret is not None:
+        if len(secret) < MIN_SECRET_LENGTH:
+            errors.append(_short_secret("NIEUWSBRIEF_SECRET", len(secret)))
+    elif not errors:
+        # Only write a new secret when everything else is fine: a failed load leaves no files.
+        secret = _read_or_create_secret(secret_path, errors, notices)
+    elif secret_path.exists():
+        secret = _read_or_create_secret(secret_path, errors, notices)
+
+    if errors:
+        raise ConfigError(
+            "Invalid settings:\n"
+            + "".join(f"  {e}\n" for e in errors)
+            # A typo in a name ("..._SMTP_PASS") often explains an error above it.
+            + "".join(f"  {n}\n" for n in notices)
+            + "Fix them in the environment or in "
+            + (str(env_path) if env_path else ".env")
+        )
+    assert secret is not None  # every path without a secret added an error above
+
+    return Settings(
+        smtp_host=smtp_host,
+        smtp_port=cast(int, smtp_port),
+        smtp_security=security,
+        smtp_user=smtp_user,
+        smtp_password=smtp_password,
+        from_address=from_address,
+        reply_to=reply_to,
+        unsubscribe_mailto=unsubscribe_mailto,
+        unsubscribe_url=unsubscribe_url,
+        secret=secret,
+        secret_path=secret_path,
+        outbox_dir=path_of("NIEUWSBRIEF_OUTBOX", "outbox"),
+        suppression_path=path_of("NIEUWSBRIEF_SUPPRESSION_DB", "suppression.sqlite"),
+        ledger_path=path_of("NIEUWSBRIEF_LEDGER_DB", "ledger.sqlite"),
+        max_per_connection=cast(int, max_per_connection),
+        base_dir=base_dir,
+        env_path=env_path,
+        notices=tuple(notices),
+    )
+
+
+def _read_env_file(
+    env_file: Path | None, base_dir: Path, errors: list[str], notices: list[str]
+) -> tuple[dict[str, str], Path | None]:
+    if env_file is None:
+        return {}, None
+    path = base_dir / env_file
+    if not path.is_file():
+        return {}, None  # .env is optional; the environment alone is enough
+    try:
+        raw = dotenv_values(path, interpolate=False)
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(f"{path}: cannot be read ({exc.__class__.__name__})")
+        return {}, None
+    values = {k: v for k, v in raw.items() if v is not None}
+    if any(values.get(name) for name in SECRET_VARIABLES) and _readable_by_others(path):
+        notices.append(
+            f"Warning: {path} holds a password or secret and others can read it; chmod 600 {path}"
+        )
+    return values, path
+
+
+def _warn_unknown(values: Mapping[str, str], notices: list[str]) -> None:
+    for name in sorted(values):
+        if name.startswith(PREFIX) and name not in KNOWN_VARIABLES:
+            close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            notices.append(f"Warning: unknown setting {name} is ignored{hint}")
+
+
+def _parse_security(value: str | None, errors: list[str]) -> Security:
+    if value is None:
+        return "starttls"
+    lowered = value.lower()
+    if lowered in DEFAULT_PORTS:
+        return cast(Security, lowered)
+    errors.append(f"NIEUWSBRIEF_SMTP_SECURITY: {value!r} is not one of starttls, ssl, none")
+    return "starttls"
+
+
+def _parse_int(name: str, value: str | None, default: int, low: int, high: int | None) -> int | str:
+    """Return the number, or an error line for the collected report."""
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        return f"{name}: {value!r} is not a number (for example {default or 100})"
+    if number < low or (high is not None and number > high):
+        limits = f"from {low} to {high}" if high is not None else f"{low} or more"
+        return f"{name}: {number} is out of range; use a number {limits}"
+    return number
+
+
+def _parse_address(name: str, value: str | None, errors: list[str]) -> str | None:
+    """Check 'Name <addr@domain>' or 'addr@domain' and return it as given."""
+    if value is None:
+        return None
+    if _has_line_break(value):
+        errors.append(f"{name}: contains a line break; give one line like Name <addr@domain.nl>")
+        return None
+    try:
+        header = default_policy.header_factory("From", value)
+        addresses = header.addresses if isinstance(header, AddressHeader) else ()
+        defects = header.defects
+    except Exception:
+        # The stdlib address parser crashes (IndexError, ...) on some malformed input, e.g. "a@".
+        addresses, defects = (), ()
+    if len(addresses) != 1 or defects or not addresses[0].domain:
+        errors.append(
+            f"{name}: {value!r} is not exactly one address; "
+            "use Name <addr@domain.nl> or addr@domain.nl"
+        )
+        return None
+    problem = _address_problem(addresses[0].addr_spec)
+    if problem:
+        errors.append(f"{name}: {value!r}: {problem}")
+        return None
+    return value
+
+
+def _parse_mailto(value: str | None, errors: list[str]) -> str | None:
+    if value is None:
+        return None
+    # People paste the link they know; keep only the address, which is what List-Unsubscribe needs.
+    address = value.removeprefix("mailto:")
+    problem = (
+        "contains a line break" if _has_line_break(address) else _address_problem(address) or ""
+    )
+    if problem or "<" in address:
+        errors.append(
+            f"NIEUWSBRIEF_UNSUBSCRIBE_MAILTO: {value!r}: "
+            f"{problem or 'give a bare address'}; for example afmelden@bureau-kennis.net"
+        )
+        return None
+    return address
+
+
+def _parse_unsubscribe_url(value: str | None, errors: list[str]) -> str | None:
+    if value is None:
+        return None
+    name = "NIEUWSBRIEF_UNSUBSCRIBE_URL"
+    example = "for example https://www.bureau-kennis.net/afmelden?t={token}"
+    if value.count("{token}") != 1:
+        errors.append(f"{name}: {value!r} must contain {{token}} exactly once; {example}")
+        return None
+    if any(c.isspace() for c in value):
+        errors.append(f"{name}: {value!r} contains white space; {example}")
+        return None
+    try:
+        parts = urlsplit(value.replace("{token}", "x"))
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if not host:
+        errors.append(f"{name}: {value!r} is not a web address; {example}")
+        return None
+    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
+        return value
+    errors.append(
+        f"{name}: {value!r} must use https (http only for localhost/127.0.0.1 in tests); {example}"
+    )
+    return None
+
+
+def _address_problem(addr_spec: str) -> str | None:
+    try:
+        validate_email(addr_spec, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        return f"not a valid e-mail address: {str(exc).rstrip('.')}"
+    return None
+
+
+def _read_or_create_secret(path: Path, errors: list[str], notices: list[str]) -> str | None:
+    try:
+        # O_EXCL: never overwrite a secret another run just wrote; 0600 from the first byte.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret(path, errors, notices)
+    except OSError as exc:
+        errors.append(
+            f"NIEUWSBRIEF_SECRET_FILE: cannot create {path} ({exc.strerror}); "
+            "set NIEUWSBRIEF_SECRET or point NIEUWSBRIEF_SECRET_FILE to a writable place"
+        )
+        return None
+    secret = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secret + "\n")
+    notices.append(
+        f"Created a new signing secret in {path} (only you can read it); "
+        "keep it: unsubscribe links depend on it"
+    )
+    return secret
+
+
+def _read_secret(path: Path, errors: list[str], notices: list[str]) -> str | None:
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        errors.append(f"NIEUWSBRIEF_SECRET_FILE: cannot read {path} ({exc.__class__.__name__})")
+        return None
+    if len(secret) < MIN_SECRET_LENGTH:
+        errors.append(_short_secret(f"NIEUWSBRIEF_SECRET_FILE: {path}", len(secret)))
+        return None
+    if _readable_by_others(path):
+        notices.append(f"Warning: others can read the signing secret in {path}; chmod 600 {path}")
+    return secret
+
+
+def _short_secret(where: str, length: int) -> str:
+    return (
+        f"{where}: the secret is too short ({length} characters, at least {MIN_SECRET_LENGTH}); "
+        "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
+
+
+def _readable_by_others(path: Path) -> bool:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def _has_line_break(value: str) -> bool:
+    return any(c in value for c in "\r\n\x00")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
+        ".localhost"
+    ):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _display_path(path: Path, base_dir: Path) -> str:
+    try:
+        return f"./{path.relative_to(base_dir)}"
+    except ValueError:
+        return str(path)
