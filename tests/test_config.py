@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nieuwsbrief.config import Settings, load_settings
+from nieuwsbrief.config import KNOWN_VARIABLES, Settings, load_settings
 from nieuwsbrief.errors import ConfigError
 
 PASSWORD = "Sup3r-Geheim-wachtwoord!"
@@ -312,3 +312,22 @@ def test_password_and_secret_never_shown(tmp_path: Path) -> None:
         assert PASSWORD[:10] not in str(info.value)
         assert PASSWORD not in repr(info.value)
         assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+def test_env_example_documents_every_setting_and_loads(tmp_path: Path) -> None:
+    example = (Path(__file__).parents[1] / ".env.example").read_text(encoding="utf-8")
+    for name in KNOWN_VARIABLES:
+        assert f"\n# {name}=" in example, name
+
+    # Uncommented as a whole, the examples must form a valid configuration.
+    uncommented = "\n".join(
+        line.removeprefix("# ")
+        for line in example.splitlines()
+        if line.startswith("# NIEUWSBRIEF_")
+    )
+    (tmp_path / ".env").write_text(uncommented, encoding="utf-8")
+    settings = load_settings({}, cwd=tmp_path)
+
+    assert settings.server_label == "smtp.example.nl:587 (starttls)"
+    assert settings.from_address == "Bureau | Kennis <nieuwsbrief@bureau-kennis.net>"
+    assert settings.max_per_connection == 100
