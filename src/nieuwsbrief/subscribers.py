@@ -91,7 +91,6 @@ def load_subscribers(path: Path) -> SubscriberList:
     text, encoding = _decode(path, data)
     delimiter, skip_lines, text = _detect_delimiter(text)
 
-    # newline="" keeps quoted line breaks intact and lets csv count physical lines itself.
     rows = _numbered_rows(text, delimiter, first_line=skip_lines + 1)
     header_line, headers = _first_nonblank(rows, path)
     keys = _column_keys(path, header_line, headers)
