@@ -21,7 +21,7 @@ from .model import Brand, RenderedIssue
 class _Group(TyperGroup):
     """Turn every NieuwsbriefError into 'Error: ...' on stderr and its exit code, in one place."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except NieuwsbriefError as exc:

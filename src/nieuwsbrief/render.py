@@ -286,26 +286,31 @@ def _environment(templates_dir: Path) -> jinja2.Environment:
     )
 
 
-def _render_template(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
-    templates_dir = (
-        Path(str(env.loader.searchpath[0]))
-        if isinstance(  # type: ignore[union-attr]
-            env.loader, jinja2.FileSystemLoader
-        )
-        else Path(".")
-    )
+def _template_position(exc: BaseException, default: str) -> tuple[str, int | None]:
+    """Return the template file and line a Jinja2 runtime error happened on."""
+    where: tuple[str, int | None] = (default, None)
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            where = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return where
+
+
+def _render_template(
+    env: jinja2.Environment, templates_dir: Path, name: str, context: dict[str, Any]
+) -> str:
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(
-            templates_dir / (exc.name or name), exc.message or "syntax error", exc.lineno
-        ) from None
+        path = exc.filename or str(templates_dir / (exc.name or name))
+        raise TemplateError(path, exc.message or "syntax error", exc.lineno) from None
     except jinja2.TemplateNotFound as exc:
         raise TemplateError(templates_dir / str(exc.name), "template not found") from None
     except jinja2.UndefinedError as exc:
-        raise TemplateError(
-            templates_dir / name, f"{exc.message}; check the name in the template"
-        ) from None
+        path, line = _template_position(exc, str(templates_dir / name))
+        raise TemplateError(path, f"{exc.message}; check the name in the template", line) from None
 
 
 def _silence_css_logging() -> None:
@@ -389,9 +394,9 @@ def render_issue(issue: Issue, brand: Brand, templates_dir: Path | None = None) 
         "rule": "=" * TEXT_WIDTH,
         "footer_text": textwrap.fill(brand.footer, TEXT_WIDTH),
     }
-    mjml_source = _render_template(env, HTML_TEMPLATE, context)
+    mjml_source = _render_template(env, templates_dir, HTML_TEMPLATE, context)
     html = _inline_css(_mjml_to_html(mjml_source, templates_dir))
-    text = _render_template(env, TEXT_TEMPLATE, context)
+    text = _render_template(env, templates_dir, TEXT_TEMPLATE, context)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     digest = hashlib.sha256()
     for part in (issue.subject, issue.preheader, html, text):
