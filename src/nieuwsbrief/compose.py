@@ -98,7 +98,8 @@ def message_parts(eml: bytes) -> tuple[str, str]:
     text_part = message.get_body(preferencelist=("plain",))
     html = html_part.get_content() if html_part is not None else ""
     text = text_part.get_content() if text_part is not None else ""
-    return str(html), str(text)
+    # Parts travel with CRLF line ends (RFC 2046); a reader sees plain lines.
+    return str(html).replace("\r\n", "\n"), str(text).replace("\r\n", "\n")
 
 
 def write_outputs(composed: Composed, out_dir: Path) -> list[Path]:
