@@ -12,9 +12,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_ISSUE, REPO
 from typer.testing import CliRunner
 
+from conftest import EXAMPLE_ISSUE, REPO
 from nieuwsbrief.cli import app
 
 GOLDEN = REPO / "tests" / "golden" / "2012-05"
@@ -128,7 +128,9 @@ def test_text_twin_has_same_content_links_as_urls(composed: Path) -> None:
 
 
 def test_files_are_exactly_the_parts_of_preview_eml(composed: Path) -> None:
-    message = email.message_from_bytes((composed / "preview.eml").read_bytes(), policy=policy.default)
+    message = email.message_from_bytes(
+        (composed / "preview.eml").read_bytes(), policy=policy.default
+    )
     assert isinstance(message, EmailMessage)
     assert message.get_content_type() == "multipart/alternative"
     parts = list(message.iter_parts())
@@ -307,9 +309,7 @@ BAD_INPUTS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
-def test_bad_input_is_one_clear_error_and_nothing_is_written(
-    case: str, example_copy: Path
-) -> None:
+def test_bad_input_is_one_clear_error_and_nothing_is_written(case: str, example_copy: Path) -> None:
     breaks, expected = BAD_INPUTS[case]
     breaks(example_copy)
     code, out, err = compose(str(example_copy))

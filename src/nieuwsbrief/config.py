@@ -215,7 +215,11 @@ def _read_env_file(
 
 
 # Read by the test suite and CI, not by nieuwsbrief; not worth a warning.
-_TOOLING_VARIABLES = ("NIEUWSBRIEF_REQUIRE_TOOLS", "NIEUWSBRIEF_CHROMIUM", "NIEUWSBRIEF_UPDATE_GOLDEN")
+_TOOLING_VARIABLES = (
+    "NIEUWSBRIEF_REQUIRE_TOOLS",
+    "NIEUWSBRIEF_CHROMIUM",
+    "NIEUWSBRIEF_UPDATE_GOLDEN",
+)
 
 
 def _warn_unknown(values: Mapping[str, str], notices: list[str]) -> None:
