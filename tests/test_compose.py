@@ -35,7 +35,7 @@ def normalise_eml(data: bytes) -> bytes:
 
 @pytest.fixture
 def composed(example_copy: Path) -> Path:
-    code, out, err = compose(str(example_copy))
+    code, _, err = compose(str(example_copy))
     assert code == 0, err
     return example_copy / "out"
 

@@ -84,7 +84,7 @@ class Ledger:
             self._db.close()
 
     def begin_issue(self, issue: str, content_hash: str, subject: str, *, force: bool) -> None:
-        """Record the issue's content hash; refuse a changed issue that was already (partly) sent."""
+        """Record the issue's content hash; refuse a changed issue that was partly sent."""
         with self._lock:
             row = self._db.execute(
                 "SELECT content_hash, started_at FROM issues WHERE issue = ?", (issue,)
