@@ -32,6 +32,7 @@ class Composed:
     issue: Issue
     brand: Brand
     rendered: RenderedIssue
+    factory: MessageFactory
     sample: Subscriber
     html: str
     text: str
@@ -87,7 +88,7 @@ def compose_issue(
     sample = subscriber or sample_subscriber(brand)
     eml = factory.build(sample)
     html, text = message_parts(eml)
-    return Composed(issue, brand, rendered, sample, html, text, eml)
+    return Composed(issue, brand, rendered, factory, sample, html, text, eml)
 
 
 def message_parts(eml: bytes) -> tuple[str, str]:
