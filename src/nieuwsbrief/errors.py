@@ -1,12 +1,12 @@
 """The one error family of nieuwsbrief; cli.py turns it into a message and an exit code.
 
-    NieuwsbriefError            exit 2 unless stated otherwise
-    ├── ContentError            an issue folder, article, agenda or brand file is wrong (file:line)
-    ├── TemplateError           a template failed to render (file:line)
-    ├── SubscriberListError     a subscriber list cannot be read at all
-    ├── ConfigError             environment / .env settings are wrong
-    ├── DeliveryError           the mail server refused us as a whole (connect, TLS, login)
-    └── LedgerError             the send ledger disagrees with what is asked (changed issue, ...)
+NieuwsbriefError            exit 2 unless stated otherwise
+├── ContentError            an issue folder, article, agenda or brand file is wrong (file:line)
+├── TemplateError           a template failed to render (file:line)
+├── SubscriberListError     a subscriber list cannot be read at all
+├── ConfigError             environment / .env settings are wrong
+├── DeliveryError           the mail server refused us as a whole (connect, TLS, login)
+└── LedgerError             the send ledger disagrees with what is asked (changed issue, ...)
 """
 
 from __future__ import annotations
