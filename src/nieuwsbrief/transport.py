@@ -164,8 +164,12 @@ def check_auth_allowed(params: SmtpParams) -> None:
 
 
 def _tls_problem(where: str, exc: ssl.SSLError) -> str:
-    detail = getattr(exc, "verify_message", None) or exc.reason or str(exc)
-    return f"TLS with {where} failed ({detail}); check the host name, port and security setting"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"{where} presented a TLS certificate that cannot be trusted ({exc.verify_message}); "
+            "check the host name: it must match the certificate"
+        )
+    return f"TLS with {where} failed ({exc.reason or exc}); check the port and security setting"
 
 
 def _dot_stuff(data: bytes) -> bytes:
