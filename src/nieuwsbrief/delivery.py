@@ -345,23 +345,22 @@ def deliver(
     interrupted: KeyboardInterrupt | None = None
     running = len(threads)
     while running:
+        if stop is not None and stop.is_set() and not run.halt.is_set():
+            run.stop()
         try:
             item = run.results.get(timeout=0.1)
+            if item is _DONE:
+                running -= 1
+                continue
+            assert isinstance(item, Result)
+            _count(stats, item)
+            on_result(item)
         except queue.Empty:
-            if stop is not None and stop.is_set():
-                run.stop()
             continue
         except KeyboardInterrupt as exc:
+            # Let the messages in flight finish and be reported, then re-raise.
             interrupted = exc
             run.stop()
-            continue
-        if item is _DONE:
-            running -= 1
-            continue
-        assert isinstance(item, Result)
-        _count(stats, item)
-        try:
-            on_result(item)
         except BaseException:
             run.stop()
             for thread in threads:
