@@ -226,3 +226,15 @@ def test_maildir_outbox_writes_readable_messages(tmp_path: Path) -> None:
     first = by_rcpt["lid1@example.nl"]
     assert first["Subject"] == "Nieuwsbrief 1" and first["Return-Path"] == f"<{SENDER}>"
     assert first.get_content().strip() == "Tot ziens."
+
+
+def test_maildir_outbox_in_an_existing_empty_folder(tmp_path: Path) -> None:
+    outbox = MaildirOutbox(tmp_path)
+    assert outbox.send(SENDER, "lid@example.nl", message()).outcome is Outcome.ACCEPTED
+    assert len(list((tmp_path / "new").iterdir())) == 1
+
+
+def test_maildir_outbox_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "bestand").write_text("geen map")
+    with pytest.raises(DeliveryError, match="cannot create the outbox"):
+        MaildirOutbox(tmp_path / "bestand" / "outbox")

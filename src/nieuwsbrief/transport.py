@@ -397,7 +397,10 @@ class MaildirOutbox:
         self.path = Path(path)
         self._lock = threading.Lock()  # Maildir's unique-name counter is not thread-safe
         try:
-            self._maildir = mailbox.Maildir(self.path, factory=None, create=True)
+            # Maildir(create=True) leaves an existing folder without its tmp/ new/ cur/.
+            for sub in ("tmp", "new", "cur"):
+                (self.path / sub).mkdir(parents=True, exist_ok=True)
+            self._maildir = mailbox.Maildir(self.path, factory=None, create=False)
         except OSError as exc:
             raise DeliveryError(f"{self.path}: cannot create the outbox ({exc.strerror})") from None
 
