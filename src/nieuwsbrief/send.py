@@ -46,6 +46,7 @@ class SendRequest:
     connections: int = 4
     retry_failed: bool = False
     force: bool = False
+    retry_delays: tuple[float, ...] = (2, 10, 30, 60, 120)  # seconds between 4xx retries
 
     @property
     def issue(self) -> str:
@@ -344,6 +345,7 @@ def _deliver(
             on_result=on_result,
             connections=request.connections,
             rate=request.rate,
+            retry_delays=request.retry_delays,
             stop=stop,
         )
     except KeyboardInterrupt:
