@@ -85,6 +85,30 @@ def test_many_messages_reuse_few_connections() -> None:
     assert stats.connections == server.sessions and stats.elapsed > 0
 
 
+def test_jobs_are_pulled_lazily_in_the_calling_thread() -> None:
+    pulling: set[str] = set()
+    pulled_at_first_result: list[int] = []
+    pulled = 0
+
+    def source() -> Iterator[Job]:
+        nonlocal pulled
+        for job in jobs(100):
+            pulling.add(threading.current_thread().name)
+            pulled += 1
+            yield job
+
+    def on_result(result: Result) -> None:
+        if not pulled_at_first_result:
+            pulled_at_first_result.append(pulled)
+
+    with SmtpServer() as server:
+        deliver(source(), smtp(server), connections=3, on_result=on_result)
+    assert pulling == {threading.current_thread().name}  # a SQLite cursor would work here
+    # The feed holds 2 x connections, each worker one more: far fewer than all 100.
+    assert pulled_at_first_result[0] < 30
+    assert len(server.messages) == 100
+
+
 def test_a_fresh_connection_after_max_per_connection() -> None:
     with SmtpServer() as server:
         transport = smtp(server, max_per_connection=20)

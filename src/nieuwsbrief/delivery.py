@@ -13,6 +13,7 @@ import itertools
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -113,6 +114,7 @@ class _GiveUp(Exception):
 
 
 _DONE = object()  # a worker's last word on the results queue
+_MORE = object()  # a worker asks the calling thread for more jobs
 
 
 class _Run:
@@ -122,11 +124,14 @@ class _Run:
         self,
         jobs: Iterable[Job],
         transport: Transport,
+        connections: int,
         rate: float | None,
         retry_delays: Sequence[float],
         reconnect_delays: Sequence[float],
     ) -> None:
-        self.jobs: Iterator[Job] = iter(jobs)
+        self.jobs: Iterator[Job] = iter(jobs)  # advanced only by the calling thread
+        self.feed: deque[Job] = deque()  # new jobs waiting for a worker
+        self.feed_limit = 2 * connections
         self.transport = transport
         self.limiter = RateLimiter(rate) if rate else None
         self.retry_delays = tuple(retry_delays)
@@ -148,7 +153,24 @@ class _Run:
         with self.cond:
             self.cond.notify_all()
 
-    # -- the job source (pulled lazily: at most one job per worker is held) --------------
+    # -- the job source: pulled lazily into a short feed by the calling thread ------------
+
+    def top_up(self) -> None:
+        """Fill the feed from the jobs iterable (in the calling thread: it may use SQLite)."""
+        while True:
+            with self.cond:
+                if self.exhausted or self.halt.is_set() or len(self.feed) >= self.feed_limit:
+                    return
+            try:
+                job = next(self.jobs)
+            except StopIteration:
+                with self.cond:
+                    self.exhausted = True
+                    self.cond.notify_all()
+                return
+            with self.cond:
+                self.feed.append(job)
+                self.cond.notify()
 
     def next_task(self) -> _Task | None:
         """Take a due retry, else a new job; wait while others may still requeue work."""
@@ -158,16 +180,12 @@ class _Run:
                 if self.retries and self.retries[0].due <= now:
                     self.in_hand += 1
                     return heapq.heappop(self.retries).task
-                if not self.exhausted:
-                    try:
-                        job = next(self.jobs)
-                    except StopIteration:
-                        self.exhausted = True
-                        self.cond.notify_all()
-                        continue
+                if self.feed:
                     self.in_hand += 1
-                    return _Task(job)
-                if not self.retries and self.in_hand == 0:
+                    if len(self.feed) <= self.feed_limit // 2:
+                        self.results.put(_MORE)  # wake the calling thread to top up
+                    return _Task(self.feed.popleft())
+                if self.exhausted and not self.retries and self.in_hand == 0:
                     return None
                 self.cond.wait(self.retries[0].due - now if self.retries else None)
             return None
@@ -189,7 +207,7 @@ class _Run:
     @property
     def work_left(self) -> bool:
         with self.cond:
-            return bool(self.retries) or self.in_hand > 0 or not self.exhausted
+            return bool(self.retries or self.feed) or self.in_hand > 0 or not self.exhausted
 
 
 class _Worker:
@@ -321,7 +339,8 @@ def deliver(
 
     `on_result` is called in the calling thread, one result at a time, as soon as a worker has
     the final reply (for ACCEPTED: right after the server's 250), so it needs no locking and
-    may use a SQLite connection made in this thread. Jobs are taken from `jobs` lazily.
+    may use a SQLite connection made in this thread. `jobs` is also iterated only in this
+    thread, lazily: at most 2 x `connections` jobs wait in memory, plus those waiting to retry.
 
     Raises DeliveryError before anything is sent if the first channel cannot be opened (login
     refused, TLS failure), and later if no worker can reconnect; jobs without a Result were
@@ -332,8 +351,15 @@ def deliver(
         raise ValueError("connections must be at least 1")
     started = time.monotonic()
     first = transport.open()  # fail before sending anything if the server cannot be used
-    run = _Run(jobs, transport, rate, retry_delays, reconnect_delays)
+    run = _Run(jobs, transport, connections, rate, retry_delays, reconnect_delays)
     run.connections = 1
+    stats = DeliveryStats()
+    interrupted: KeyboardInterrupt | None = None
+    try:
+        run.top_up()
+    except KeyboardInterrupt as exc:
+        interrupted = exc
+        run.stop()
     workers = [_Worker(run, first if n == 0 else None) for n in range(connections)]
     threads = [
         threading.Thread(target=worker, name=f"nieuwsbrief-delivery-{n}", daemon=True)
@@ -341,20 +367,18 @@ def deliver(
     ]
     for thread in threads:
         thread.start()
-    stats = DeliveryStats()
-    interrupted: KeyboardInterrupt | None = None
     running = len(threads)
     while running:
         if stop is not None and stop.is_set() and not run.halt.is_set():
             run.stop()
         try:
+            run.top_up()
             item = run.results.get(timeout=0.1)
             if item is _DONE:
                 running -= 1
-                continue
-            assert isinstance(item, Result)
-            _count(stats, item)
-            on_result(item)
+            elif isinstance(item, Result):
+                _count(stats, item)
+                on_result(item)
         except queue.Empty:
             continue
         except KeyboardInterrupt as exc:
