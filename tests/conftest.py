@@ -41,3 +41,7 @@ def example_copy(tmp_path: Path) -> Path:
     shutil.copytree(EXAMPLE_ISSUE, target / "2012-05", ignore=shutil.ignore_patterns("out"))
     shutil.copy(EXAMPLE_AGENDA, target / "agenda.yaml")
     return target / "2012-05"
+
+
+# Real SMTP servers on 127.0.0.1 (aiosmtpd): `smtp_server` and `make_smtp_server(**options)`.
+from smtp_server import make_smtp_server, smtp_server  # noqa: E402, F401

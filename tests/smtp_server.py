@@ -49,9 +49,15 @@ class Received:
 
 
 @functools.cache
+def _certificate_authority() -> trustme.CA:
+    """Return the test CA that issues the server certificate; made once per run."""
+    return trustme.CA()
+
+
+@functools.cache
 def _certificates() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """Return (server context, client context trusting the test CA); made once per run."""
-    ca = trustme.CA()
+    ca = _certificate_authority()
     cert = ca.issue_cert("127.0.0.1", "localhost")
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(server)

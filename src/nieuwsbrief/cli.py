@@ -176,6 +176,12 @@ def send(
         retry_failed=retry_failed,
         force=force,
     )
+    if not settings.uses_smtp and not dry_run:
+        typer.echo(
+            f"No NIEUWSBRIEF_SMTP_HOST is set: messages go into the {settings.server_label} "
+            "(a Maildir; open it with a mail program or `nieuwsbrief preview`).",
+            err=True,
+        )
     interactive = sys.stdin.isatty()
     if not (yes or dry_run or request.test_addresses or interactive):
         raise NieuwsbriefError(

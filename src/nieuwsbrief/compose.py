@@ -66,9 +66,15 @@ def encoded_html_size(eml: bytes) -> int:
     return 0
 
 
-def sample_subscriber(brand: Brand) -> Subscriber:
-    """Return the example recipient that compose and preview personalise for."""
-    return Subscriber(email=brand.sample_email, name=brand.sample_name)
+def sample_subscriber(brand: Brand, needs: frozenset[str] = frozenset()) -> Subscriber:
+    """Return the example recipient that compose and preview personalise for.
+
+    Merge fields the template uses show as "[name]", so a tester sees where they go.
+    """
+    fields = {
+        n[len("field_") :]: f"[{n[len('field_') :]}]" for n in needs if n.startswith("field_")
+    }
+    return Subscriber(email=brand.sample_email, name=brand.sample_name, fields=fields)
 
 
 def compose_issue(
@@ -85,7 +91,7 @@ def compose_issue(
     brand = load_brand(templates_dir)
     rendered = render_issue(issue, brand, templates_dir)
     factory = factory_for(rendered, brand)
-    sample = subscriber or sample_subscriber(brand)
+    sample = subscriber or sample_subscriber(brand, factory.needs)
     eml = factory.build(sample)
     html, text = message_parts(eml)
     return Composed(issue, brand, rendered, factory, sample, html, text, eml)
