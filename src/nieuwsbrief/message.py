@@ -64,7 +64,8 @@ def _fold(name: str, value: str) -> bytes:
     """Return one header field, RFC 2047-encoded where needed and folded, ending in CRLF."""
     if _FORBIDDEN_IN_HEADER.search(value):
         raise MessageError(f"the {name} header value contains a line break: {value!r}")
-    return policy.SMTP.fold_binary(name, value)
+    header = policy.SMTP.header_factory(name, value)
+    return header.fold(policy=policy.SMTP).encode("ascii")
 
 
 @dataclass(frozen=True)
