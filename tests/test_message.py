@@ -10,8 +10,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from conftest import TEST_SECRET
 
+from conftest import TEST_SECRET
 from nieuwsbrief import render
 from nieuwsbrief.compose import compose_issue
 from nieuwsbrief.message import MessageError, make_factory

@@ -65,7 +65,8 @@ def _fold(name: str, value: str) -> bytes:
     if _FORBIDDEN_IN_HEADER.search(value):
         raise MessageError(f"the {name} header value contains a line break: {value!r}")
     header = policy.SMTP.header_factory(name, value)
-    return header.fold(policy=policy.SMTP).encode("ascii")
+    folded: str = header.fold(policy=policy.SMTP)
+    return folded.encode("ascii")
 
 
 @dataclass(frozen=True)
