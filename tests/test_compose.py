@@ -365,3 +365,45 @@ def test_python_dash_m_and_help(tmp_path: Path) -> None:
 
 def test_example_issue_in_repo_is_untouched() -> None:
     assert (EXAMPLE_ISSUE / "issue.yaml").is_file()
+
+
+def test_installed_wheel_finds_its_templates(tmp_path: Path, example_copy: Path) -> None:
+    """A regular (non-editable) install carries the templates and brand file."""
+    import shutil
+
+    wheels, target, source = tmp_path / "wheels", tmp_path / "site", tmp_path / "source"
+    # Build from a copy: setuptools writes build/ next to the sources.
+    for part in ("src", "templates"):
+        shutil.copytree(REPO / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / part, source / part)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = wheels.glob("nieuwsbrief-*.whl")
+    install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target)]
+    assert subprocess.run([*install, str(wheel)], capture_output=True, timeout=300).returncode == 0
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    run = subprocess.run(
+        [sys.executable, "-m", "nieuwsbrief", "compose", str(example_copy), "--out", "o"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    where = subprocess.run(
+        [sys.executable, "-c", "import nieuwsbrief.render as r; print(r.default_templates_dir())"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    ).stdout
+    assert where.startswith(str(target))
+    assert (tmp_path / "o" / "email.html").read_bytes() == (GOLDEN / "email.html").read_bytes()
