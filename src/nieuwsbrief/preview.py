@@ -83,7 +83,11 @@ EMAIL_POLICY = (
     "default-src 'none'; img-src https: http: data: cid:; style-src 'unsafe-inline'; "
     "font-src https: data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
 )
-_SPACER_RE = re.compile(r"[\u034f\u200b-\u200d\u2060\ufeff\u00ad]+")
+_INVISIBLE = "\u034f\u200b-\u200d\u2060\ufeff\u00ad"
+_INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]+")
+# The preheader spacer (render.PREHEADER_SPACER): a run of invisible characters that fills the
+# inbox preview, so clients show nothing of the body after the preheader.
+_SPACER_RUN_RE = re.compile(f"(?:[{_INVISIBLE}]\\s*){{3,}}")
 
 
 class PreviewError(NieuwsbriefError):
@@ -204,7 +208,8 @@ def inbox_snippet(html: str, limit: int = 140) -> str:
     """Return the first words of an email's body as a mail client's inbox list shows them."""
     parser = _SnippetParser()
     parser.feed(html)
-    text = " ".join(_SPACER_RE.sub("", " ".join(parser.parts)).split())
+    text = _SPACER_RUN_RE.split(" ".join(parser.parts), maxsplit=1)[0]
+    text = " ".join(_INVISIBLE_RE.sub("", text).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
