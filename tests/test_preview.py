@@ -22,6 +22,9 @@ import pytest
 
 from browser import browser_fixture
 from nieuwsbrief.compose import encoded_html_size
+from nieuwsbrief.message import MessageFactory, make_factory
+from nieuwsbrief.model import Brand, RenderedIssue
+from nieuwsbrief.preview import SAMPLE, Inputs, PreviewState
 from nieuwsbrief.render import default_templates_dir, load_brand
 from nieuwsbrief.tokens import make_token
 
@@ -246,6 +249,54 @@ def test_busy_port_moves_on_and_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     assert code == 0
     assert "Traceback" not in preview.stderr_path.read_text()
     assert "Preview stopped." in preview.stdout_path.read_text()
+
+
+def _state(tmp_path: Path, **inputs: Path) -> PreviewState:
+    def factory(rendered: RenderedIssue, brand: Brand) -> MessageFactory:
+        return make_factory(rendered, brand, secret=SECRET)
+
+    return PreviewState(Inputs(_copy_issue(tmp_path), factory, **inputs))
+
+
+def test_every_input_file_is_watched(tmp_path: Path) -> None:
+    subscribers = tmp_path / "abonnees.csv"
+    state = _state(tmp_path, subscribers_path=subscribers)
+    issue_dir = state.inputs.issue_dir
+    (issue_dir / "out").mkdir()
+    (issue_dir / "out" / "email.html").write_text("written by compose")
+    watched = state.inputs.watched_files()
+    templates = default_templates_dir()
+    for path in (
+        issue_dir / "issue.yaml",
+        issue_dir / "02-bim.md",
+        issue_dir.parent / "agenda.yaml",
+        templates / "brand.yaml",
+        templates / "email.mjml.j2",
+        templates / "email.txt.j2",
+        subscribers,
+    ):
+        assert path in watched
+    assert issue_dir / "out" / "email.html" not in watched
+
+
+def test_template_error_names_file_and_line_and_keeps_the_last_email(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    shutil.copytree(default_templates_dir(), templates, ignore=shutil.ignore_patterns("__py*"))
+    state = _state(tmp_path, templates_dir=templates)
+    assert state.refresh() is None
+    template = templates / "email.mjml.j2"
+    original = template.read_text(encoding="utf-8")
+
+    template.write_text(original.replace("{{ subject }}", "{{ subjet }}", 1), encoding="utf-8")
+    error = state.refresh()
+    assert error is not None
+    assert re.match(re.escape(str(template)) + r":7: .*'subjet'", error)
+    data = state.page_data(SAMPLE)
+    assert data["error"] == error and data["stale"] and data["message"] is not None
+
+    template.write_text(original, encoding="utf-8")
+    assert state.refresh() is None
+    assert state.page_data(SAMPLE)["error"] is None
 
 
 # --- in Chromium ----------------------------------------------------------------------------

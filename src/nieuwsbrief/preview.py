@@ -676,30 +676,38 @@ def serve_preview(
     """Serve the preview page until Ctrl+C, re-rendering whenever an input file changes."""
     if not inputs.issue_dir.is_dir():
         raise ContentError(inputs.issue_dir, "is not an issue folder (it does not exist)")
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        _serve(inputs, host, port, open_browser, report)
+    except KeyboardInterrupt:
+        report("Preview stopped.")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _serve(
+    inputs: Inputs, host: str, port: int, open_browser: bool, report: Callable[[str], None]
+) -> None:
     state = PreviewState(inputs)
     error = state.refresh()
     if error:
         report(f"Error: {error}\n(the page shows this until the file is fixed)")
     server = bind_server(host, port, state)
-    bound_port = server.server_address[1]
-    shown_host = f"[{host}]" if ":" in host else host
-    url = f"http://{shown_host}:{bound_port}/"
-    if port and bound_port != port:
-        report(f"Port {port} is in use; using {bound_port}.")
-    if not server.loopback_only:
-        report(f"Warning: {host} is reachable from other computers; the page shows subscriber data")
-    report(f"Preview of {inputs.issue_dir} at {url} (Ctrl+C to stop)")
     watcher = Watcher(state, report)
-    watcher.start()
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
+        bound_port = server.server_address[1]
+        shown_host = f"[{host}]" if ":" in host else host
+        url = f"http://{shown_host}:{bound_port}/"
+        if port and bound_port != port:
+            report(f"Port {port} is in use; using {bound_port}.")
+        if not server.loopback_only:
+            report(f"Warning: {host} is reachable from other computers; the page shows addresses")
+        report(f"Preview of {inputs.issue_dir} at {url} (Ctrl+C to stop)")
+        watcher.start()
         if open_browser:
             webbrowser.open(url)
         server.serve_forever(poll_interval=0.5)
-    except KeyboardInterrupt:
-        report("Preview stopped.")
     finally:
-        signal.signal(signal.SIGTERM, previous)
         watcher.stop()
         state.close()
         server.server_close()
