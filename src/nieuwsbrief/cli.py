@@ -333,6 +333,46 @@ def unsubscribe_server(
     run_server(_settings(), host, port, announce=typer.echo)
 
 
+@app.command()
+def preview(
+    issue_dir: IssueDir,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on; the next free one if it is in use.")
+    ] = 8000,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; keep the loopback default.")
+    ] = "127.0.0.1",
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="Do not open the web browser.")
+    ] = False,
+    subscribers: Annotated[
+        Path | None,
+        typer.Option(
+            "--subscribers",
+            help="Subscriber list (CSV) to preview the message for any of its rows.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    agenda: AgendaOption = None,
+) -> None:
+    """Show the issue in the browser as recipients get it; it follows every saved change."""
+    from . import preview as preview_mod
+
+    settings = _settings()
+    inputs = preview_mod.Inputs(
+        issue_dir,
+        _factory_maker(settings),
+        agenda_path=agenda,
+        subscribers_path=subscribers,
+        outbox_dir=None if settings.uses_smtp else settings.outbox_dir,
+    )
+    preview_mod.serve_preview(
+        inputs, host=host, port=port, open_browser=not no_browser, report=typer.echo
+    )
+
+
 def main() -> None:
     """Run the command line."""
     app(prog_name="nieuwsbrief")
