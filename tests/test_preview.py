@@ -75,7 +75,6 @@ class Preview:
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIEUWSBRIEF_")}
     env["NIEUWSBRIEF_SECRET"] = SECRET
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

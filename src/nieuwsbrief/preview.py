@@ -37,7 +37,6 @@ from email.headerregistry import AddressHeader
 from email.parser import BytesHeaderParser
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -57,6 +56,9 @@ from .message import MessageFactory
 from .model import Subscriber
 from .render import default_templates_dir
 from .subscribers import load_subscribers
+
+# The page files ship inside the package (package data), next to this module.
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
 
 POLL_SECONDS = 0.25
 # Editors save in steps (write a temporary file, rename, touch); render once they are done.
@@ -570,7 +572,7 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         if url.path in PAGE_FILES:
             name, content_type = PAGE_FILES[url.path]
-            page = resources.files("nieuwsbrief").joinpath("pages", name).read_bytes()
+            page = (PAGES_DIR / name).read_bytes()
             self._send(200, page, content_type, PAGE_POLICY)
         elif url.path == "/view.json":
             body = json.dumps(state.page_data(who), ensure_ascii=False).encode("utf-8")
