@@ -64,6 +64,10 @@ def _fold(name: str, value: str) -> bytes:
     """Return one header field, RFC 2047-encoded where needed and folded, ending in CRLF."""
     if _FORBIDDEN_IN_HEADER.search(value):
         raise MessageError(f"the {name} header value contains a line break: {value!r}")
+    if not value.isascii():
+        # fold_binary leaves a short value as it is; only a parsed header is RFC 2047-encoded.
+        folded: str = policy.SMTP.header_factory(name, value).fold(policy=policy.SMTP)
+        return folded.encode("ascii")
     return policy.SMTP.fold_binary(name, value)
 
 
