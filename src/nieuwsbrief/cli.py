@@ -104,6 +104,229 @@ def compose(
         typer.echo(f"Warning: {warning}", err=True)
 
 
+SubscribersOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--subscribers",
+        help="Subscriber list: CSV from Excel or a CRM (',' ';' or tab; UTF-8 or Windows-1252).",
+        show_default=False,
+    ),
+]
+
+
+@app.command()
+def send(
+    issue_dir: IssueDir,
+    subscribers: SubscribersOption = None,
+    agenda: AgendaOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build and check every message; connect to nothing.")
+    ] = False,
+    test: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--test",
+            help="Send one proof to ADDRESS, subject prefixed [TEST]; not recorded. Repeatable.",
+            metavar="ADDRESS",
+            show_default=False,
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before sending.")] = False,
+    rate: Annotated[
+        float | None,
+        typer.Option(
+            "--rate",
+            min=0.01,
+            help="Messages per second, across all connections.",
+            show_default=False,
+        ),
+    ] = None,
+    connections: Annotated[
+        int, typer.Option("--connections", min=1, max=64, help="Parallel SMTP connections.")
+    ] = 4,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Send again only to the recipients that failed.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Send although the check found problems, or the issue changed mid-send.",
+        ),
+    ] = False,
+) -> None:
+    """Send an issue to every subscriber, once; re-run the same command to resume.
+
+    Example: nieuwsbrief send issues/2012-05 --subscribers abonnees.csv
+    """
+    import sys
+    import threading
+
+    from .send import SendRequest, send_issue
+
+    settings = _settings()
+    request = SendRequest(
+        issue_dir=issue_dir,
+        subscribers_path=subscribers,
+        agenda_path=agenda,
+        dry_run=dry_run,
+        test_addresses=tuple(test or ()),
+        rate=rate,
+        connections=connections,
+        retry_failed=retry_failed,
+        force=force,
+    )
+    interactive = sys.stdin.isatty()
+    if not (yes or dry_run or request.test_addresses or interactive):
+        raise NieuwsbriefError(
+            "refusing to send without a terminal to confirm on; add --yes to send, "
+            "or --dry-run to check"
+        )
+
+    def confirm(plan: Any) -> bool:
+        typer.echo(plan.describe())
+        return yes or typer.confirm("Send now?", default=False)
+
+    progress = _ProgressPrinter(sys.stderr.isatty())
+    report = send_issue(
+        request,
+        settings,
+        lambda prefix: _factory_maker(settings, prefix),
+        confirm=confirm,
+        progress=progress,
+        warn=lambda text: typer.echo(f"Warning: {text}", err=True),
+        stop=threading.Event(),
+    )
+    progress.close()
+    typer.echo(report.describe())
+    if report.interrupted:
+        resume = " ".join(["nieuwsbrief", *sys.argv[1:]])
+        typer.echo(f"Interrupted. Run the same command again to continue: {resume}", err=True)
+        raise typer.Exit(130)
+    raise typer.Exit(report.exit_code)
+
+
+class _ProgressPrinter:
+    """Show progress: a bar with rate and ETA on a terminal, a plain line now and then if not."""
+
+    def __init__(self, tty: bool) -> None:
+        import time
+
+        self._tty = tty
+        self._clock = time.monotonic
+        self._started = self._clock()
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = self._clock()
+        if done < total and now - self._last < (0.2 if self._tty else 5.0):
+            return
+        self._last = now
+        elapsed = max(now - self._started, 1e-6)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate > 0 else 0.0
+        if self._tty:
+            width = 30
+            filled = int(width * done / total) if total else width
+            bar = "#" * filled + "-" * (width - filled)
+            typer.echo(
+                f"\r[{bar}] {done}/{total}  {rate:.0f} msg/s  ETA {eta:.0f} s ",
+                err=True,
+                nl=False,
+            )
+            self._shown = True
+        else:
+            typer.echo(f"sent {done}/{total} ({rate:.0f} msg/s, ETA {eta:.0f} s)", err=True)
+
+    def close(self) -> None:
+        if self._shown:
+            typer.echo("", err=True)
+
+
+subscribers_app = typer.Typer(help="Work with subscriber lists.", no_args_is_help=True)
+app.add_typer(subscribers_app, name="subscribers")
+
+
+@subscribers_app.command("check")
+def subscribers_check(
+    file: Annotated[Path, typer.Argument(help="The subscriber list (CSV).", show_default=False)],
+) -> None:
+    """Report what a subscriber list holds: valid, invalid (with line), duplicate, unsubscribed."""
+    from .subscribers import format_report, load_subscribers
+    from .suppression import SuppressionList
+    from .tokens import normalise_address
+
+    settings = _settings()
+    listed = load_subscribers(file)
+    suppressed = SuppressionList(settings.suppression_path).suppressed_set()
+    count = sum(1 for s in listed.subscribers if normalise_address(s.email) in suppressed)
+    typer.echo(format_report(listed, suppressed=count))
+
+
+@app.command()
+def unsubscribe(
+    items: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Addresses, unsubscribe tokens or pasted mail subjects ('afmelden 1AbC...').",
+            show_default=False,
+        ),
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file",
+            help="A file with one address or token per line, or a CSV with an e-mail column.",
+            show_default=False,
+        ),
+    ] = None,
+    show_list: Annotated[
+        bool, typer.Option("--list", help="Show every unsubscribed address.")
+    ] = False,
+    remove: Annotated[
+        str | None,
+        typer.Option(
+            "--remove",
+            metavar="ADDRESS",
+            help="Subscribe ADDRESS again (after a mistake); asks first unless --yes.",
+            show_default=False,
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --remove.")] = False,
+) -> None:
+    """Unsubscribe people who asked by mail or phone; they are never mailed again.
+
+    Example: nieuwsbrief unsubscribe jan@gemeente.nl "Re: afmelden 1AbC..."
+    """
+    from .unsubscribe import list_report, remove_address, unsubscribe_items
+
+    settings = _settings()
+    if show_list:
+        typer.echo(list_report(settings))
+        return
+    if remove is not None:
+        if not yes and not typer.confirm(f"Subscribe {remove} again?", default=False):
+            raise NieuwsbriefError(f"{remove} stays unsubscribed")
+        typer.echo(remove_address(settings, remove))
+        return
+    report, ok = unsubscribe_items(settings, list(items or ()), from_file)
+    typer.echo(report)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command("unsubscribe-server")
+def unsubscribe_server(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8025,
+) -> None:
+    """Run the one-click unsubscribe endpoint (RFC 8058) for NIEUWSBRIEF_UNSUBSCRIBE_URL."""
+    from .unsubscribe import run_server
+
+    run_server(_settings(), host, port, announce=typer.echo)
+
+
 def main() -> None:
     """Run the command line."""
     app(prog_name="nieuwsbrief")

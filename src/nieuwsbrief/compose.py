@@ -32,6 +32,7 @@ class Composed:
     issue: Issue
     brand: Brand
     rendered: RenderedIssue
+    factory: MessageFactory
     sample: Subscriber
     html: str
     text: str
@@ -87,7 +88,7 @@ def compose_issue(
     sample = subscriber or sample_subscriber(brand)
     eml = factory.build(sample)
     html, text = message_parts(eml)
-    return Composed(issue, brand, rendered, sample, html, text, eml)
+    return Composed(issue, brand, rendered, factory, sample, html, text, eml)
 
 
 def message_parts(eml: bytes) -> tuple[str, str]:
@@ -98,7 +99,8 @@ def message_parts(eml: bytes) -> tuple[str, str]:
     text_part = message.get_body(preferencelist=("plain",))
     html = html_part.get_content() if html_part is not None else ""
     text = text_part.get_content() if text_part is not None else ""
-    return str(html), str(text)
+    # Parts travel with CRLF line ends (RFC 2046); a reader sees plain lines.
+    return str(html).replace("\r\n", "\n"), str(text).replace("\r\n", "\n")
 
 
 def write_outputs(composed: Composed, out_dir: Path) -> list[Path]:

@@ -214,9 +214,17 @@ def _read_env_file(
     return values, path
 
 
+# Read by the test suite and CI, not by nieuwsbrief; not worth a warning.
+_TOOLING_VARIABLES = (
+    "NIEUWSBRIEF_REQUIRE_TOOLS",
+    "NIEUWSBRIEF_CHROMIUM",
+    "NIEUWSBRIEF_UPDATE_GOLDEN",
+)
+
+
 def _warn_unknown(values: Mapping[str, str], notices: list[str]) -> None:
     for name in sorted(values):
-        if name.startswith(PREFIX) and name not in KNOWN_VARIABLES:
+        if name.startswith(PREFIX) and name not in KNOWN_VARIABLES + _TOOLING_VARIABLES:
             close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             notices.append(f"Warning: unknown setting {name} is ignored{hint}")

@@ -1,0 +1,43 @@
+"""Shared fixtures: a copy of the example issue, a fixed signing secret, a CLI runner."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_ISSUE = REPO / "issues" / "2012-05"
+EXAMPLE_AGENDA = REPO / "issues" / "agenda.yaml"
+TEST_SECRET = "test-secret-0123456789-abcdefghijklmnop"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """Run every test in a clean folder with a fixed secret and no NIEUWSBRIEF_* from outside."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("NIEUWSBRIEF_") and name not in (
+            "NIEUWSBRIEF_REQUIRE_TOOLS",
+            "NIEUWSBRIEF_CHROMIUM",
+            "NIEUWSBRIEF_UPDATE_GOLDEN",
+        ):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("NIEUWSBRIEF_SECRET", TEST_SECRET)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+
+
+@pytest.fixture
+def example_copy(tmp_path: Path) -> Path:
+    """Return a private copy of issues/ (the example issue and its agenda); the issue folder."""
+    target = tmp_path / "issues"
+    target.mkdir()
+    shutil.copytree(EXAMPLE_ISSUE, target / "2012-05", ignore=shutil.ignore_patterns("out"))
+    shutil.copy(EXAMPLE_AGENDA, target / "agenda.yaml")
+    return target / "2012-05"

@@ -1,0 +1,317 @@
+"""Delivery engine tests: real SMTP over loopback, plus a scripted transport for rare failures."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nieuwsbrief.delivery import Job, Result, deliver
+from nieuwsbrief.errors import ContentError, DeliveryError
+from nieuwsbrief.transport import (
+    ConnectionLost,
+    MaildirOutbox,
+    Outcome,
+    Reply,
+    SmtpParams,
+    SmtpTransport,
+)
+from smtp_server import Fault, SmtpServer
+
+SENDER = "nieuwsbrief@bureau-kennis.nl"
+FAST_RETRIES = (0.05, 0.1)
+FAST_RECONNECTS = (0.01, 0.05)
+
+
+def address(n: int) -> str:
+    return f"lid{n:05d}@example.nl"
+
+
+def jobs(count: int, built: list[str] | None = None) -> Iterator[Job]:
+    """Yield `count` jobs lazily; `built` collects the recipients whose message was built."""
+    for n in range(count):
+        rcpt = address(n)
+
+        def build(rcpt: str = rcpt) -> bytes:
+            if built is not None:
+                built.append(rcpt)
+            return f"From: {SENDER}\r\nTo: {rcpt}\r\nSubject: Nieuwsbrief\r\n\r\nHoi.\r\n".encode()
+
+        yield Job(key=rcpt, recipient=rcpt, sender=SENDER, build=build)
+
+
+def smtp(server: SmtpServer, **changes: object) -> SmtpTransport:
+    values: dict[str, object] = {"host": server.host, "port": server.port, "security": "none"}
+    values.update(helo_name="client.test", timeout=5.0, ssl_context=server.client_context)
+    if server.tls:
+        values["security"] = server.tls
+    if server.auth:
+        values["user"], values["password"] = server.auth
+    values.update(changes)
+    return SmtpTransport(SmtpParams(**values))  # type: ignore[arg-type]
+
+
+class Collector:
+    """An on_result that records results and the threads it was called from."""
+
+    def __init__(self) -> None:
+        self.results: list[Result] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, result: Result) -> None:
+        self.results.append(result)
+        self.threads.add(threading.current_thread().name)
+
+    def by_key(self) -> dict[str, Result]:
+        keys = [result.key for result in self.results]
+        assert len(keys) == len(set(keys)), "a job was reported twice"
+        return {result.key: result for result in self.results}
+
+
+def test_many_messages_reuse_few_connections() -> None:
+    collect = Collector()
+    with SmtpServer(pipelining=True) as server:
+        stats = deliver(jobs(200), smtp(server), connections=2, on_result=collect)
+
+    assert Counter(server.recipients()) == Counter(address(n) for n in range(200))
+    assert server.sessions <= 2
+    assert {result.outcome for result in collect.results} == {Outcome.ACCEPTED}
+    assert len(collect.by_key()) == 200
+    assert collect.threads == {threading.current_thread().name}  # called in the caller's thread
+    assert (stats.accepted, stats.temporary, stats.permanent, stats.retries) == (200, 0, 0, 0)
+    assert stats.connections == server.sessions and stats.elapsed > 0
+
+
+def test_jobs_are_pulled_lazily_in_the_calling_thread() -> None:
+    pulling: set[str] = set()
+    pulled_at_first_result: list[int] = []
+    pulled = 0
+
+    def source() -> Iterator[Job]:
+        nonlocal pulled
+        for job in jobs(100):
+            pulling.add(threading.current_thread().name)
+            pulled += 1
+            yield job
+
+    def on_result(result: Result) -> None:
+        if not pulled_at_first_result:
+            pulled_at_first_result.append(pulled)
+
+    with SmtpServer() as server:
+        deliver(source(), smtp(server), connections=3, on_result=on_result)
+    assert pulling == {threading.current_thread().name}  # a SQLite cursor would work here
+    # The feed holds 2 x connections, each worker one more: far fewer than all 100.
+    assert pulled_at_first_result[0] < 30
+    assert len(server.messages) == 100
+
+
+def test_a_fresh_connection_after_max_per_connection() -> None:
+    with SmtpServer() as server:
+        transport = smtp(server, max_per_connection=20)
+        deliver(jobs(100), transport, connections=2, on_result=Collector())
+
+    per_session = Counter(message.session for message in server.messages)
+    assert sum(per_session.values()) == 100
+    assert max(per_session.values()) <= 20
+    assert 5 <= server.sessions <= 6
+
+
+def test_temporary_refusals_are_retried_and_permanent_ones_reported() -> None:
+    faults = {
+        address(3): Fault("451 4.7.1 Try again later", times=1),
+        address(4): Fault("450 4.2.1 Receiving too fast", times=2, stage="data"),
+        address(5): Fault("550 5.1.1 No such user"),
+        address(6): Fault("454 4.7.0 Throttling failure: Maximum sending rate exceeded"),
+    }
+    collect = Collector()
+    with SmtpServer(pipelining=True, faults=faults) as server:
+        stats = deliver(
+            jobs(30), smtp(server), connections=3, retry_delays=FAST_RETRIES, on_result=collect
+        )
+
+    results = collect.by_key()
+    assert len(results) == 30
+    assert (results[address(3)].outcome, results[address(3)].attempts) == (Outcome.ACCEPTED, 2)
+    assert (results[address(4)].outcome, results[address(4)].attempts) == (Outcome.ACCEPTED, 3)
+    gone = results[address(5)]
+    assert (gone.outcome, str(gone.reply), gone.attempts) == (
+        Outcome.PERMANENT,
+        "550 5.1.1 No such user",
+        1,
+    )
+    throttled = results[address(6)]
+    assert throttled.outcome is Outcome.TEMPORARY and throttled.attempts == 3
+    assert str(throttled.reply).startswith("454 4.7.0 Throttling failure")
+    delivered = Counter(server.recipients())
+    assert set(delivered) == {address(n) for n in range(30)} - {address(5), address(6)}
+    assert max(delivered.values()) == 1
+    assert (stats.accepted, stats.temporary, stats.permanent) == (28, 1, 1)
+    assert server.attempts(address(5)) == 1  # a 5xx is never retried
+
+
+def test_421_reconnects_and_retries() -> None:
+    faults = {address(2): Fault("421 4.7.28 Unusual rate, temporarily rate limited", times=1)}
+    collect = Collector()
+    with SmtpServer(faults=faults) as server:
+        deliver(jobs(10), smtp(server), connections=1, retry_delays=FAST_RETRIES, on_result=collect)
+
+    assert Counter(server.recipients()) == Counter(address(n) for n in range(10))
+    assert collect.by_key()[address(2)].attempts == 2
+    assert server.sessions == 2
+
+
+@pytest.mark.parametrize("keeps", [False, True], ids=["lost-in-flight", "queued-then-lost"])
+def test_dropped_connections_lose_nothing(keeps: bool) -> None:
+    collect = Collector()
+    with SmtpServer(drop_after=7, drop_keeps_message=keeps) as server:
+        deliver(
+            jobs(60),
+            smtp(server),
+            connections=2,
+            reconnect_delays=FAST_RECONNECTS,
+            on_result=collect,
+        )
+
+    assert server.drops >= 7
+    assert {r.outcome for r in collect.by_key().values()} == {Outcome.ACCEPTED}
+    assert len(collect.results) == 60
+    delivered = Counter(server.recipients())
+    assert set(delivered) == {address(n) for n in range(60)}  # none lost
+    twice = [rcpt for rcpt, count in delivered.items() if count > 1]
+    # Only a message in flight when the line dropped can arrive twice, never more often.
+    assert len(twice) <= (server.drops if keeps else 0)
+    assert max(delivered.values()) <= 2
+
+
+def test_rate_is_held_across_connections() -> None:
+    with SmtpServer() as server:
+        stats = deliver(jobs(20), smtp(server), connections=4, rate=50, on_result=Collector())
+    assert stats.accepted == 20
+    assert stats.elapsed >= 19 / 50 - 0.01  # 20 sends spaced 1/50 s apart
+
+
+def test_a_refused_login_stops_everything_before_sending() -> None:
+    built: list[str] = []
+    collect = Collector()
+    with SmtpServer(tls="starttls", auth=("nieuwsbrief", "goed")) as server:
+        transport = smtp(server, password="fout")
+        with pytest.raises(DeliveryError, match="refused the login for 'nieuwsbrief'"):
+            deliver(jobs(10, built), transport, connections=3, on_result=collect)
+    assert (built, collect.results, server.messages) == ([], [], [])
+
+
+def test_stop_finishes_messages_in_flight_and_reports_exactly_what_was_sent() -> None:
+    stop = threading.Event()
+    pulled: list[str] = []
+    collect = Collector()
+
+    def source() -> Iterator[Job]:
+        for job in jobs(10_000):
+            pulled.append(job.key)
+            yield job
+
+    def on_result(result: Result) -> None:
+        collect(result)
+        if len(collect.results) == 5:
+            stop.set()
+
+    with SmtpServer() as server:
+        stats = deliver(source(), smtp(server), connections=3, stop=stop, on_result=on_result)
+
+    # Every message the server took was reported, and nothing else.
+    assert Counter(server.recipients()) == Counter(r.key for r in collect.results)
+    assert 5 <= stats.accepted < 10_000
+    assert len(pulled) < 1_000  # jobs are pulled lazily, not materialised
+
+
+def test_a_failure_while_building_aborts_the_run() -> None:
+    def broken() -> bytes:
+        raise ContentError("issues/2012-05/agenda.yaml", "no date", line=3)
+
+    def source() -> Iterator[Job]:
+        yield from jobs(3)
+        yield Job("kapot@example.nl", "kapot@example.nl", SENDER, broken)
+        yield from jobs(3)
+
+    with SmtpServer() as server, pytest.raises(ContentError, match=r"agenda\.yaml:3: no date"):
+        deliver(source(), smtp(server), connections=1, on_result=Collector())
+    assert "kapot@example.nl" not in server.recipients()
+
+
+def test_deliver_into_the_maildir_outbox(tmp_path: Path) -> None:
+    outbox = MaildirOutbox(tmp_path / "outbox")
+    collect = Collector()
+    stats = deliver(jobs(25), outbox, connections=3, on_result=collect)
+    assert stats.accepted == 25 and len(collect.by_key()) == 25
+    assert len(list((tmp_path / "outbox" / "new").iterdir())) == 25
+
+
+# -- a scripted transport for failures a real server rarely shows ---------------------------
+
+
+class Scripted:
+    """A transport whose channels lose the connection for the addresses in `lose`."""
+
+    max_per_connection = 0
+
+    def __init__(self, lose: set[str], refuse_reopen: bool = False) -> None:
+        self.lose = lose
+        self.refuse_reopen = refuse_reopen
+        self.opened = 0
+        self.accepted: list[str] = []
+        self.lock = threading.Lock()
+
+    def open(self) -> Scripted.Channel:
+        with self.lock:
+            self.opened += 1
+            if self.refuse_reopen and self.opened > 1:
+                raise DeliveryError("smtp.example.nl:587 cannot be reached (Connection refused)")
+        return Scripted.Channel(self)
+
+    def describe(self) -> str:
+        return "scripted"
+
+    class Channel:
+        def __init__(self, owner: Scripted) -> None:
+            self.owner = owner
+            self.is_open = True
+
+        def send(self, sender: str, recipient: str, data: bytes) -> Reply:
+            if recipient in self.owner.lose:
+                self.is_open = False
+                raise ConnectionLost("reset by peer")
+            with self.owner.lock:
+                self.owner.accepted.append(recipient)
+            return Reply(250, "2.0.0", "Ok")
+
+        def close(self) -> None:
+            self.is_open = False
+
+
+def test_a_message_that_keeps_losing_the_connection_is_given_up() -> None:
+    transport = Scripted(lose={address(1)})
+    collect = Collector()
+    deliver(jobs(5), transport, connections=2, on_result=collect)
+    lost = collect.by_key()[address(1)]
+    assert (lost.outcome, lost.reply.enhanced, lost.attempts) == (Outcome.TEMPORARY, "4.4.2", 3)
+    assert "connection lost" in lost.reply.text
+    assert sorted(transport.accepted) == [address(n) for n in (0, 2, 3, 4)]
+
+
+def test_no_way_to_reconnect_is_a_delivery_error() -> None:
+    transport = Scripted(lose={address(2)}, refuse_reopen=True)
+    collect = Collector()
+    with pytest.raises(DeliveryError, match=r"could not reconnect: smtp\.example\.nl:587 cannot"):
+        deliver(
+            jobs(10),
+            transport,
+            connections=1,
+            reconnect_delays=FAST_RECONNECTS,
+            on_result=collect,
+        )
+    assert [r.key for r in collect.results] == [address(0), address(1)]
+    assert transport.accepted == [address(0), address(1)]

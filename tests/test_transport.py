@@ -1,0 +1,240 @@
+"""Transport tests against a real aiosmtpd server on 127.0.0.1 and a real Maildir."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+import ssl
+from pathlib import Path
+
+import pytest
+
+from nieuwsbrief.errors import DeliveryError
+from nieuwsbrief.transport import (
+    ConnectionLost,
+    MaildirOutbox,
+    Outcome,
+    Reply,
+    SmtpConnection,
+    SmtpParams,
+    SmtpTransport,
+    check_auth_allowed,
+    is_loopback,
+)
+from smtp_server import Fault, SmtpServer
+
+SENDER = "nieuwsbrief@bureau-kennis.nl"
+USER, PASSWORD = "nieuwsbrief", "zeer-geheim-wachtwoord"
+
+
+def message(n: int = 1, body: str = "Hallo.") -> bytes:
+    return (
+        f"From: {SENDER}\r\nTo: lid{n}@example.nl\r\nSubject: Nieuwsbrief {n}\r\n"
+        f"Message-ID: <{n}@bureau-kennis.nl>\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+def params(server: SmtpServer, **changes: object) -> SmtpParams:
+    security = {None: "none", "starttls": "starttls", "ssl": "ssl"}[server.tls]
+    values: dict[str, object] = {
+        "host": server.host,
+        "port": server.port,
+        "security": security,
+        "user": USER if server.auth else None,
+        "password": PASSWORD,
+        "helo_name": "client.test",
+        "timeout": 5.0,
+        "ssl_context": server.client_context,
+    }
+    values.update(changes)
+    return SmtpParams(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lock-step", "pipelined"])
+def test_messages_arrive_intact_over_one_connection(pipelining: bool) -> None:
+    tricky = "Eerste regel.\r\n.begint met een punt\r\n..twee punten\r\n.\r\nslot"
+    with SmtpServer(pipelining=pipelining) as server:
+        connection = SmtpConnection.open(params(server))
+        assert connection.pipelining is pipelining
+        replies = [
+            connection.send(SENDER, f"lid{n}@example.nl", message(n, tricky)) for n in (1, 2)
+        ]
+        connection.close()
+
+    assert [reply.outcome for reply in replies] == [Outcome.ACCEPTED, Outcome.ACCEPTED]
+    assert replies[0].code == 250 and replies[0].enhanced == "2.0.0"
+    received = server.messages
+    assert [m.rcpt_tos for m in received] == [("lid1@example.nl",), ("lid2@example.nl",)]
+    assert all(m.mail_from == SENDER for m in received)
+    assert received[1].data == message(2, tricky)  # dot-stuffing undone exactly
+    assert {m.session for m in received} == {1}
+    assert all(m.pipelined is pipelining for m in received)
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lock-step", "pipelined"])
+def test_refusals_are_classified_and_the_connection_stays_usable(pipelining: bool) -> None:
+    faults = {
+        "weg@example.nl": Fault("550 5.1.1 No such user"),
+        "vol@example.nl": Fault("452 4.2.2 Mailbox full"),
+        "later@example.nl": Fault("451 4.7.1 Try again later", stage="data"),
+    }
+    with SmtpServer(pipelining=pipelining, faults=faults) as server:
+        connection = SmtpConnection.open(params(server))
+        gone = connection.send(SENDER, "weg@example.nl", message())
+        full = connection.send(SENDER, "vol@example.nl", message())
+        later = connection.send(SENDER, "later@example.nl", message())
+        fine = connection.send(SENDER, "lid@example.nl", message())
+        assert connection.is_open
+        connection.close()
+
+    assert (gone.outcome, str(gone)) == (Outcome.PERMANENT, "550 5.1.1 No such user")
+    assert (full.outcome, full.code, full.enhanced) == (Outcome.TEMPORARY, 452, "4.2.2")
+    assert (later.outcome, later.text) == (Outcome.TEMPORARY, "Try again later")
+    assert fine.outcome is Outcome.ACCEPTED
+    assert server.recipients() == ["lid@example.nl"]
+    assert server.sessions == 1
+
+
+def test_421_closes_the_connection_and_is_temporary() -> None:
+    faults = {"druk@example.nl": Fault("421 4.7.0 Too many messages, slow down")}
+    with SmtpServer(pipelining=True, faults=faults) as server:
+        connection = SmtpConnection.open(params(server))
+        reply = connection.send(SENDER, "druk@example.nl", message())
+        assert reply.outcome is Outcome.TEMPORARY and reply.code == 421
+        assert not connection.is_open
+        with pytest.raises(ConnectionLost):
+            connection.send(SENDER, "lid@example.nl", message())
+
+
+def test_a_hang_up_before_the_reply_raises_connection_lost() -> None:
+    with SmtpServer(drop_after=1) as server:
+        connection = SmtpConnection.open(params(server))
+        assert connection.send(SENDER, "a@example.nl", message()).outcome is Outcome.ACCEPTED
+        with pytest.raises(ConnectionLost):
+            connection.send(SENDER, "b@example.nl", message())
+        assert not connection.is_open
+    assert server.recipients() == ["a@example.nl"]
+
+
+def test_starttls_with_login() -> None:
+    with SmtpServer(tls="starttls", auth=(USER, PASSWORD), pipelining=True) as server:
+        connection = SmtpTransport(params(server)).open()
+        assert connection.send(SENDER, "lid@example.nl", message()).outcome is Outcome.ACCEPTED
+        connection.close()
+    assert server.recipients() == ["lid@example.nl"]
+
+
+def test_implicit_tls_with_login() -> None:
+    with SmtpServer(tls="ssl", auth=(USER, PASSWORD)) as server:
+        connection = SmtpTransport(params(server)).open()
+        assert connection.send(SENDER, "lid@example.nl", message()).outcome is Outcome.ACCEPTED
+        connection.close()
+    assert server.recipients() == ["lid@example.nl"]
+
+
+@pytest.mark.parametrize("tls", ["starttls", "ssl"])
+def test_an_untrusted_certificate_is_refused(tls: str) -> None:
+    with SmtpServer(tls=tls) as server:  # type: ignore[arg-type]
+        # The system's CAs do not know the test CA.
+        untrusted = params(server, ssl_context=ssl.create_default_context())
+        with pytest.raises(DeliveryError) as caught:
+            SmtpConnection.open(untrusted)
+    text = str(caught.value)
+    assert text.startswith(f"127.0.0.1:{server.port} presented a TLS certificate that cannot be")
+    assert "(unable to get local issuer certificate)" in text
+    assert server.messages == []
+
+
+def test_a_refused_login_names_server_and_user_but_not_the_password() -> None:
+    server = SmtpServer(tls="starttls", auth=(USER, "het-echte-wachtwoord"))
+    with server, pytest.raises(DeliveryError) as caught:
+        SmtpConnection.open(params(server))
+    text = str(caught.value)
+    assert text.startswith(
+        f"127.0.0.1:{server.port} refused the login for 'nieuwsbrief' (535 5.7.8"
+    )
+    assert PASSWORD not in text
+    assert PASSWORD not in repr(params(server))
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_starttls_missing_is_an_error_not_a_silent_downgrade() -> None:
+    with SmtpServer() as server, pytest.raises(DeliveryError, match="does not offer STARTTLS"):
+        SmtpConnection.open(params(server, security="starttls"))
+
+
+def test_a_closed_port_is_a_delivery_error() -> None:
+    with SmtpServer() as server:
+        pass  # stopped: nothing listens on its port any more
+    with pytest.raises(DeliveryError, match=rf"127.0.0.1:{server.port} cannot be reached"):
+        SmtpConnection.open(params(server))
+
+
+def test_no_password_without_tls_except_to_this_machine() -> None:
+    remote = SmtpParams("smtp.example.nl", 25, "none", user=USER, password=PASSWORD)
+    with pytest.raises(DeliveryError) as caught:
+        check_auth_allowed(remote)
+    assert "without TLS" in str(caught.value) and PASSWORD not in str(caught.value)
+    with pytest.raises(DeliveryError, match="without TLS"):
+        SmtpConnection.open(remote)  # refused before any connection is attempted
+
+    check_auth_allowed(SmtpParams("127.0.0.1", 25, "none", user=USER, password=PASSWORD))
+    check_auth_allowed(SmtpParams("smtp.example.nl", 587, "starttls", user=USER))
+    check_auth_allowed(SmtpParams("smtp.example.nl", 25, "none"))  # no login at all
+    assert is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.0.2")
+    assert not is_loopback("smtp.example.nl") and not is_loopback("10.0.0.1")
+
+
+def test_plain_login_to_loopback_is_allowed() -> None:
+    with SmtpServer(auth=(USER, PASSWORD)) as server:
+        connection = SmtpConnection.open(params(server))
+        assert connection.send(SENDER, "lid@example.nl", message()).outcome is Outcome.ACCEPTED
+        connection.close()
+
+
+def test_describe_says_where_messages_go(tmp_path: Path) -> None:
+    smtp = SmtpTransport(SmtpParams("smtp.example.nl", 587, "starttls", user=USER, password="x"))
+    assert smtp.describe() == "smtp.example.nl:587 (starttls, user nieuwsbrief)"
+    assert MaildirOutbox(tmp_path / "outbox").describe() == f"local outbox {tmp_path / 'outbox'}"
+
+
+def test_reply_parsing() -> None:
+    reply = Reply.parse(550, b"5.1.1 <x@example.nl>: Recipient address rejected\n5.1.1 Unknown")
+    assert (reply.code, reply.enhanced) == (550, "5.1.1")
+    assert reply.text == "<x@example.nl>: Recipient address rejected Unknown"
+    assert str(Reply.parse(250, b"Ok")) == "250 Ok"
+    assert Reply.parse(354, b"go ahead").outcome is Outcome.PERMANENT  # never a final answer
+
+
+def test_maildir_outbox_writes_readable_messages(tmp_path: Path) -> None:
+    outbox = MaildirOutbox(tmp_path / "outbox")
+    channel = outbox.open()
+    for n in (1, 2):
+        reply = channel.send(SENDER, f"lid{n}@example.nl", message(n, "Tot ziens."))
+        assert reply.outcome is Outcome.ACCEPTED
+    channel.close()
+
+    files = sorted((tmp_path / "outbox" / "new").iterdir())
+    assert len(files) == 2 and not any((tmp_path / "outbox" / "tmp").iterdir())
+    parsed = [
+        email.message_from_bytes(m.as_bytes(), policy=email.policy.default)
+        for m in mailbox.Maildir(tmp_path / "outbox", create=False)
+    ]
+    by_rcpt = {str(m["Delivered-To"]): m for m in parsed}
+    assert sorted(by_rcpt) == ["lid1@example.nl", "lid2@example.nl"]
+    first = by_rcpt["lid1@example.nl"]
+    assert first["Subject"] == "Nieuwsbrief 1" and first["Return-Path"] == f"<{SENDER}>"
+    assert first.get_content().strip() == "Tot ziens."
+
+
+def test_maildir_outbox_in_an_existing_empty_folder(tmp_path: Path) -> None:
+    outbox = MaildirOutbox(tmp_path)
+    assert outbox.send(SENDER, "lid@example.nl", message()).outcome is Outcome.ACCEPTED
+    assert len(list((tmp_path / "new").iterdir())) == 1
+
+
+def test_maildir_outbox_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "bestand").write_text("geen map")
+    with pytest.raises(DeliveryError, match="cannot create the outbox"):
+        MaildirOutbox(tmp_path / "bestand" / "outbox")
