@@ -248,9 +248,7 @@ def test_vague_link_text_is_a_warning(label: str) -> None:
 
 
 def test_link_text_that_says_where_it_goes_is_fine() -> None:
-    html = CLEAN_HTML.replace(
-        ">Wat er verandert voor BIM<", ">Lees meer over de BIM-richtlijnen<"
-    )
+    html = CLEAN_HTML.replace(">Wat er verandert voor BIM<", ">Lees meer over de BIM-richtlijnen<")
 
     assert check(html).warnings == ()
 
