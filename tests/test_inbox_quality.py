@@ -7,9 +7,11 @@ an image, special characters, an event with a very long title).
 
 from __future__ import annotations
 
+import email
 import html
 import re
 from dataclasses import dataclass
+from email import policy
 from html.parser import HTMLParser
 from itertools import pairwise
 from pathlib import Path
@@ -160,6 +162,8 @@ def test_html_is_dutch_and_titled_with_the_subject(composed: Composed) -> None:
     titles = re.findall(r"<title>(.*?)</title>", composed.html, flags=re.S)
     assert len(titles) == 1
     assert html.unescape(titles[0]) == composed.issue.subject
+    header = email.message_from_bytes(composed.eml, policy=policy.default)["Subject"]
+    assert str(header) == composed.issue.subject  # RFC 2047-encoded, also when short
 
 
 def test_layout_tables_are_presentation_and_data_tables_are_not(composed: Composed) -> None:
