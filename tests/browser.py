@@ -13,17 +13,20 @@ def test_x(browser):
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import struct
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
 from external_tools import NODE_MODULES, NPM_HINT, require_tool
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, Route
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -71,12 +74,48 @@ def browser_fixture(scope: str = "module") -> Callable[..., Any]:
     return browser
 
 
+def wide_png(width: int = 1200, height: int = 300) -> bytes:
+    """Return a plain grey PNG of the given size (an image far wider than a phone)."""
+    row = b"\x00" + b"\x99\x99\x99" * width
+    raw = zlib.compress(row * height)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
 @contextmanager
-def email_page(browser: Browser, html: str, width: int = 600) -> Iterator[Page]:
-    """Show `html` in a fresh page, offline: remote images and fonts fail fast, never hang."""
-    context = browser.new_context(viewport={"width": width, "height": 800})
+def email_page(
+    browser: Browser,
+    html: str,
+    width: int = 600,
+    *,
+    color_scheme: Literal["light", "dark"] = "light",
+    images: bool = False,
+) -> Iterator[Page]:
+    """Show `html` in a fresh page, offline: remote images and fonts fail fast, never hang.
+
+    `images=True` answers every remote image with a 1200x300 PNG instead, to see it scale;
+    `color_scheme="dark"` shows the page as a client in dark mode would.
+    """
+    context = browser.new_context(
+        viewport={"width": width, "height": 800}, color_scheme=color_scheme
+    )
     try:
-        context.route("http*://**", lambda route: route.abort())
+        png = wide_png()
+
+        def answer(route: Route) -> None:
+            if images and route.request.resource_type == "image":
+                route.fulfill(status=200, content_type="image/png", body=png)
+            else:
+                route.abort()
+
+        # A regular expression: Playwright 1.5x's globs no longer match "http*://**", which left
+        # remote requests to fail on DNS instead of being answered here.
+        context.route(re.compile(r"^https?://"), answer)
         page = context.new_page()
         page.set_content(html, wait_until="load")
         yield page

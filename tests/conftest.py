@@ -14,6 +14,28 @@ EXAMPLE_AGENDA = REPO / "issues" / "agenda.yaml"
 TEST_SECRET = "test-secret-0123456789-abcdefghijklmnop"
 
 
+def _use_this_checkouts_templates() -> None:
+    """Make nieuwsbrief.templates this checkout's templates/, so the tests test these files.
+
+    An editable install maps the package to the folder it was installed from, which may be
+    another git worktree; PYTHONPATH=src alone would then render the other worktree's templates.
+    """
+    import importlib.util
+    import sys
+
+    init = REPO / "templates" / "__init__.py"
+    spec = importlib.util.spec_from_file_location(
+        "nieuwsbrief.templates", init, submodule_search_locations=[str(init.parent)]
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["nieuwsbrief.templates"] = module
+    spec.loader.exec_module(module)
+
+
+_use_this_checkouts_templates()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory

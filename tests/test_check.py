@@ -27,7 +27,7 @@ CLEAN_HTML = """<!doctype html>
 <h1>Nieuwsbrief mei 2012</h1>
 <p><a href="#agenda">Naar de agenda</a></p>
 <h2>Nieuwe BIM-richtlijnen</h2>
-<p>De richtlijnen zijn er. <a href="https://www.example.nl/bim">Lees verder</a></p>
+<p>De richtlijnen zijn er. <a href="https://www.example.nl/bim">Wat er verandert voor BIM</a></p>
 <h2 id="agenda">Kennisdag in Utrecht</h2>
 <p>Op 12 juni. <a href="mailto:info@example.nl">Meld je aan</a></p>
 <img src="https://www.example.nl/lijn.png" alt="">
@@ -39,7 +39,7 @@ CLEAN_HTML = """<!doctype html>
 CLEAN_TEXT = """Nieuwsbrief mei 2012
 
 Nieuwe BIM-richtlijnen
-De richtlijnen zijn er. Lees verder: https://www.example.nl/bim
+De richtlijnen zijn er. Wat er verandert voor BIM: https://www.example.nl/bim
 
 Kennisdag in Utrecht
 Op 12 juni. Meld je aan: info@example.nl
@@ -210,7 +210,7 @@ def test_empty_link_is_a_problem() -> None:
     report = check(html)
 
     assert_only_problem(report, "link-empty")
-    assert "'Lees verder'" in report.problems[0].message
+    assert "'Wat er verandert voor BIM'" in report.problems[0].message
 
 
 @pytest.mark.parametrize("href", ["#agneda", "#"])
@@ -235,6 +235,22 @@ def test_link_that_is_not_http_or_mailto_is_a_problem(href: str) -> None:
     html = CLEAN_HTML.replace("https://www.example.nl/bim", href)
 
     assert_only_problem(check(html), "link-scheme")
+
+
+@pytest.mark.parametrize("label", ["Klik hier", "lees meer", "Lees verder »", "hier", "Read more…"])
+def test_vague_link_text_is_a_warning(label: str) -> None:
+    html = CLEAN_HTML.replace(">Wat er verandert voor BIM<", f">{label}<")
+
+    report = check(html)
+
+    assert_only_warning(report, "link-vague")
+    assert repr(label) in report.warnings[0].message
+
+
+def test_link_text_that_says_where_it_goes_is_fine() -> None:
+    html = CLEAN_HTML.replace(">Wat er verandert voor BIM<", ">Lees meer over de BIM-richtlijnen<")
+
+    assert check(html).warnings == ()
 
 
 @pytest.mark.parametrize("where", ["html", "text", "subject"])

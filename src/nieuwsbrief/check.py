@@ -2,7 +2,8 @@
 
 `check_message` is a pure function over what compose produces for the sample subscriber
 (merge markers already replaced): the HTML, the plain text and the bytes of the MIME message.
-Problems block `send`; warnings are shown and do not.
+`check_composed` runs it on a composed issue and `check_issue` composes one first; the
+`check` command and `send` use them. Problems block `send`; warnings are shown and do not.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from datetime import date
 from email import policy
 from email.message import EmailMessage, Message
 from html.parser import HTMLParser
+from pathlib import Path
+
+from .compose import Composed, FactoryMaker, compose_issue
 
 # Gmail clips a message whose encoded HTML exceeds ~102 KB (EMAIL-STANDARDS 3.1); stay clear of it.
 HTML_SIZE_LIMIT = 100_000
@@ -28,6 +32,14 @@ _TEMPLATE_MARKER_RE = re.compile(r"\{\{|\{%|%%nb:")
 _UNSUBSCRIBE_RE = re.compile(r"afmeld|uitschrijv|unsubscrib|opt-?out", re.IGNORECASE)
 _ALLOWED_LINK_RE = re.compile(r"(https?://|mailto:)\S", re.IGNORECASE)
 _EXCERPT_CHARS = 60
+# Link texts that do not say where the link goes; screen readers list links out of context.
+_VAGUE_LINK_TEXTS = frozenset(
+    {
+        "klik hier", "klik", "hier", "lees meer", "lees verder", "meer", "meer info",
+        "meer informatie", "verder", "link", "deze link", "click here", "here", "read more",
+        "more",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,7 @@ def check_message(
         )
     problems += _check_images(page)
     problems += _check_links(page)
+    warnings += _check_link_texts(page)
     problems += _check_markers(html=html, text=text, subject=subject)
     problems += _check_unsubscribe(message, page)
     problems += _check_text(message, text, page, article_titles)
@@ -114,6 +127,39 @@ def check_message(
             )
         )
     return CheckReport(problems=tuple(problems), warnings=tuple(warnings))
+
+
+def check_composed(
+    composed: Composed, *, today: date | None = None, sending: bool = False
+) -> CheckReport:
+    """Check an issue composed for the sample subscriber; `today` defaults to the real date."""
+    return check_message(
+        composed.html,
+        composed.text,
+        composed.eml,
+        subject=composed.rendered.subject,
+        preheader=composed.rendered.preheader,
+        article_titles=composed.rendered.article_titles,
+        issue_date=composed.issue.date,
+        today=today or date.today(),
+        sending=sending,
+    )
+
+
+def check_issue(
+    issue_dir: Path,
+    factory_for: FactoryMaker,
+    *,
+    agenda_path: Path | None = None,
+    templates_dir: Path | None = None,
+    today: date | None = None,
+    sending: bool = False,
+) -> CheckReport:
+    """Compose an issue in memory for the sample subscriber, like compose, and check it."""
+    composed = compose_issue(
+        issue_dir, factory_for, agenda_path=agenda_path, templates_dir=templates_dir
+    )
+    return check_composed(composed, today=today, sending=sending)
 
 
 @dataclass
@@ -308,6 +354,22 @@ def _check_links(page: _Page) -> list[Finding]:
                     "link-scheme",
                     f"{where} has href={_excerpt(href)!r}, which is not http(s) or mailto; "
                     "links in e-mail must be absolute https://, http:// or mailto: addresses",
+                )
+            )
+    return findings
+
+
+def _check_link_texts(page: _Page) -> list[Finding]:
+    findings: list[Finding] = []
+    for link in page.links:
+        label = _collapse(link.text).strip(" .:!…»›→").casefold()
+        if "href" in link.attrs and label in _VAGUE_LINK_TEXTS:
+            findings.append(
+                Finding(
+                    "link-vague",
+                    f"HTML line {link.line}: the link text {_collapse(link.text)!r} does not say "
+                    "where it goes; screen readers read links out of context: write what the "
+                    "reader gets, e.g. 'Aanmelden voor de masterclass op 31 mei'",
                 )
             )
     return findings

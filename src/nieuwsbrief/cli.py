@@ -373,6 +373,19 @@ def preview(
     )
 
 
+def check(issue_dir: IssueDir, agenda: AgendaOption = None) -> None:
+    """Check an issue as the sample subscriber gets it: size, preheader, images, links, ...
+
+    Writes nothing. Exit code 0 when there are no problems (warnings allowed), 1 otherwise.
+    """
+    from .check import check_issue
+
+    report = check_issue(issue_dir, _factory_maker(_settings()), agenda_path=agenda)
+    typer.echo(report.format())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Run the command line."""
     app(prog_name="nieuwsbrief")

@@ -20,7 +20,9 @@ from typing import Any
 import jinja2
 from babel.dates import format_date
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 
 from .content import read_text
@@ -112,20 +114,45 @@ def load_brand(templates_dir: Path) -> Brand:
 _markdown = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table")
 
 
-def _shift_headings(tokens: Sequence[Token], top_level: int) -> None:
-    levels = [int(t.tag[1]) for t in tokens if t.type == "heading_open"]
-    if not levels:
-        return
-    shift = top_level - min(levels)
+def _renumber_headings(tokens: Sequence[Token], top_level: int) -> None:
+    """Make the heading levels used consecutive from `top_level`: # and ### become h3 and h4."""
+    levels = sorted({int(t.tag[1]) for t in tokens if t.type == "heading_open"})
+    # Screen readers navigate by level; a skipped level (h3 -> h5) reads as a missing section.
+    new_level = {level: min(6, top_level + rank) for rank, level in enumerate(levels)}
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):
-            token.tag = f"h{min(6, int(token.tag[1]) + shift)}"
+            token.tag = f"h{new_level[int(token.tag[1])]}"
+
+
+def _render_image(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    token = tokens[idx]
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    if alt.strip():
+        token.attrSet("alt", alt)
+    else:
+        # ![](url) is a content image without a description, not a decoration: leave alt
+        # out so `check` reports it, instead of hiding the omission behind alt="".
+        token.attrs.pop("alt", None)
+    return self.renderToken(tokens, idx, options, env)
+
+
+_markdown.add_render_rule("image", _render_image)
+
+
+def _harden(tokens: Sequence[Token]) -> None:
+    """Give the header cells of Markdown tables a scope, for screen readers."""
+    for token in tokens:
+        if token.type == "th_open":
+            token.attrSet("scope", "col")
 
 
 def markdown_html(source: str, top_heading: int = 3) -> str:
     """Render Markdown to HTML; the biggest heading used becomes `top_heading` (h3)."""
     tokens = _markdown.parse(source)
-    _shift_headings(tokens, top_heading)
+    _renumber_headings(tokens, top_heading)
+    _harden(tokens)
     return str(_markdown.renderer.render(tokens, _markdown.options, {}))
 
 
@@ -326,7 +353,8 @@ def _silence_css_logging() -> None:
     _log_silenced = True
 
 
-def _mjml_to_html(mjml_source: str, templates_dir: Path) -> str:
+def mjml_to_html(mjml_source: str, templates_dir: Path) -> str:
+    """Render MJML to HTML (mjml-python); CSS not yet inlined."""
     from mjml import mjml2html
 
     try:
@@ -338,7 +366,12 @@ def _mjml_to_html(mjml_source: str, templates_dir: Path) -> str:
         ) from None
 
 
-def _inline_css(html: str) -> str:
+# Outlook's conditional comments: MJML's ghost tables and the Office settings live in them.
+MSO_MARKERS = ("<!--[if mso", "<!--[if mso | IE]", "<![endif]-->", "<!--[if !mso")
+
+
+def inline_css(html: str, templates_dir: Path) -> str:
+    """Inline the class-based CSS (premailer), keeping Outlook's conditional comments intact."""
     import premailer
 
     _silence_css_logging()
@@ -356,13 +389,18 @@ def _inline_css(html: str) -> str:
     # premailer drops the doctype that MJML wrote; clients need it for standards mode.
     if not result.lstrip().lower().startswith("<!doctype"):
         result = "<!doctype html>\n" + result
+    for marker in MSO_MARKERS:
+        if result.count(marker) != html.count(marker):
+            # Without its ghost tables Outlook renders the layout at full window width.
+            raise TemplateError(
+                templates_dir / HTML_TEMPLATE,
+                f"inlining the CSS changed the number of {marker!r} comments "
+                f"({html.count(marker)} -> {result.count(marker)}); Outlook needs them all",
+            )
     return result
 
 
-def render_issue(issue: Issue, brand: Brand, templates_dir: Path | None = None) -> RenderedIssue:
-    """Render an issue to inlined HTML and plain text, with merge markers for personal values."""
-    templates_dir = templates_dir or default_templates_dir()
-    env = _environment(templates_dir)
+def _context(issue: Issue, brand: Brand) -> dict[str, Any]:
     articles = [
         {
             "anchor": f"artikel-{index}",
@@ -374,7 +412,7 @@ def render_issue(issue: Issue, brand: Brand, templates_dir: Path | None = None) 
         for index, article in enumerate(issue.articles, start=1)
     ]
     website_label = re.sub(r"^https?://", "", brand.website).rstrip("/")
-    context: dict[str, Any] = {
+    return {
         "brand": {
             **{k: getattr(brand, k) for k in brand.__dataclass_fields__},
             "website_label": website_label,
@@ -394,8 +432,22 @@ def render_issue(issue: Issue, brand: Brand, templates_dir: Path | None = None) 
         "rule": "=" * TEXT_WIDTH,
         "footer_text": textwrap.fill(brand.footer, TEXT_WIDTH),
     }
+
+
+def render_mjml(issue: Issue, brand: Brand, templates_dir: Path | None = None) -> str:
+    """Fill the MJML template of an issue (the first of the three HTML steps)."""
+    templates_dir = templates_dir or default_templates_dir()
+    env = _environment(templates_dir)
+    return _render_template(env, templates_dir, HTML_TEMPLATE, _context(issue, brand))
+
+
+def render_issue(issue: Issue, brand: Brand, templates_dir: Path | None = None) -> RenderedIssue:
+    """Render an issue to inlined HTML and plain text, with merge markers for personal values."""
+    templates_dir = templates_dir or default_templates_dir()
+    env = _environment(templates_dir)
+    context = _context(issue, brand)
     mjml_source = _render_template(env, templates_dir, HTML_TEMPLATE, context)
-    html = _inline_css(_mjml_to_html(mjml_source, templates_dir))
+    html = inline_css(mjml_to_html(mjml_source, templates_dir), templates_dir)
     text = _render_template(env, templates_dir, TEXT_TEMPLATE, context)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     digest = hashlib.sha256()

@@ -11,13 +11,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
 from . import ledger as ledger_mod
-from .check import CheckReport, check_message
+from .check import CheckReport, check_composed
 from .compose import Composed, FactoryMaker, compose_issue
 from .config import Settings
 from .delivery import Job, Result, deliver
@@ -159,21 +158,6 @@ def smtp_address(address: str) -> str:
     return f"{local}@{domain.encode('idna').decode('ascii')}"
 
 
-def pre_send_check(composed: Composed, today: date | None = None) -> CheckReport:
-    """Run the inbox-quality check on the sample message, as before a send."""
-    return check_message(
-        composed.html,
-        composed.text,
-        composed.eml,
-        subject=composed.rendered.subject,
-        preheader=composed.rendered.preheader,
-        article_titles=composed.rendered.article_titles,
-        issue_date=composed.issue.date,
-        today=today or date.today(),
-        sending=True,
-    )
-
-
 def _plan(
     request: SendRequest,
     settings: Settings,
@@ -268,7 +252,7 @@ def send_issue(
     composed = compose_issue(request.issue_dir, factory_for(""), agenda_path=request.agenda_path)
     factory = composed.factory
     _check_merge_fields(factory, subscribers)
-    check = pre_send_check(composed)
+    check = check_composed(composed, sending=True)
     for finding in check.warnings:
         warn(str(finding))
     if not check.ok:
