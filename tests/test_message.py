@@ -83,13 +83,13 @@ def test_personalising_does_not_render_again(
     example_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"mjml": 0}
-    original = render._mjml_to_html
+    original = render.mjml_to_html
 
     def counting(*args: object) -> str:
         calls["mjml"] += 1
         return original(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(render, "_mjml_to_html", counting)
+    monkeypatch.setattr(render, "mjml_to_html", counting)
     composed = compose_issue(example_copy, maker())
     for n in range(200):
         composed.factory.build(Subscriber(email=f"lid{n}@example.nl", name=f"Lid {n}"))

@@ -373,6 +373,7 @@ def preview(
     )
 
 
+@app.command()
 def check(issue_dir: IssueDir, agenda: AgendaOption = None) -> None:
     """Check an issue as the sample subscriber gets it: size, preheader, images, links, ...
 
