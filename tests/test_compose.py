@@ -407,3 +407,17 @@ def test_installed_wheel_finds_its_templates(tmp_path: Path, example_copy: Path)
     ).stdout
     assert where.startswith(str(target))
     assert (tmp_path / "o" / "email.html").read_bytes() == (GOLDEN / "email.html").read_bytes()
+
+
+def test_agenda_csv_from_dutch_excel_in_windows_1252(example_copy: Path, tmp_path: Path) -> None:
+    agenda = tmp_path / "agenda.csv"
+    rows = [
+        "id;type;title;date;city;url",
+        "masterclass-social-media-2012-05;Masterclass;Social Media;2012-05-31;Amersfoort;https://x.nl/a",
+        "cursus-bim-2012-06;Cursus;BIM in het caf\u00e9;2012-06-14;Den Haag;https://x.nl/b",
+        "workshop-kennismanagement-2012-05;Workshop;Kennis;2012-05-22;Utrecht;https://x.nl/c",
+    ]
+    agenda.write_bytes("\r\n".join(rows).encode("cp1252"))
+    code, _, err = compose(str(example_copy), "--agenda", str(agenda))
+    assert code == 0, err
+    assert "BIM in het café" in (example_copy / "out" / "email.html").read_text(encoding="utf-8")

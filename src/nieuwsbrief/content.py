@@ -5,8 +5,6 @@ Every problem is a ContentError that names the file and, where known, the line.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -15,6 +13,7 @@ from urllib.parse import urlsplit
 
 from .errors import ContentError
 from .model import Article, Event, Issue
+from .tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
 from .yamlfile import Node, parse_yaml
 
 ISSUE_FILE = "issue.yaml"
@@ -121,28 +120,28 @@ def _agenda_rows_from_yaml(path: Path) -> list[tuple[int, dict[str, tuple[str, i
 
 
 def _agenda_rows_from_csv(path: Path) -> list[tuple[int, dict[str, tuple[str, int]]]]:
-    text = read_text(path)
-    if not text.strip():
-        return []
-    first_line = text.split("\n", 1)[0]
     try:
-        delimiter = csv.Sniffer().sniff(first_line, delimiters=",;\t").delimiter
-    except csv.Error:
-        delimiter = ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [h.strip().lower() for h in next(reader)]
-    rows = []
-    start = reader.line_num + 1
-    for values in reader:
-        line, start = start, reader.line_num + 1
+        text = decode(path.read_bytes())[0]  # Excel: UTF-8 (with BOM) or Windows-1252
+    except UnreadableTable as exc:
+        raise ContentError(path, str(exc)) from None
+    except OSError as exc:
+        raise ContentError(path, f"cannot read: {exc.strerror}") from None
+    delimiter, skipped, text = detect_delimiter(text)
+    rows = numbered_rows(text, delimiter, first_line=skipped + 1)
+    header: list[str] | None = None
+    result = []
+    for line, values in rows:
         if not any(v.strip() for v in values):
+            continue
+        if header is None:
+            header = [h.strip().lstrip("\ufeff").lower() for h in values]
             continue
         if len(values) > len(header):
             raise ContentError(
                 path, f"this row has {len(values)} columns, the header {len(header)}", line
             )
-        rows.append((line, {h: (v, line) for h, v in zip(header, values, strict=False)}))
-    return rows
+        result.append((line, {h: (v, line) for h, v in zip(header, values, strict=False)}))
+    return result
 
 
 def _event_from_row(row: dict[str, tuple[str, int]], path: Path, line: int) -> Event:

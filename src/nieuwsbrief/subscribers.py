@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
@@ -15,9 +12,13 @@ from email_validator import EmailNotValidError, validate_email
 
 from nieuwsbrief.errors import SubscriberListError
 from nieuwsbrief.model import Subscriber
-
-DELIMITERS = (",", ";", "\t")
-DELIMITER_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab"}
+from nieuwsbrief.tabular import (
+    DELIMITER_NAMES,
+    UnreadableTable,
+    decode,
+    detect_delimiter,
+    numbered_rows,
+)
 
 # Aliases are compared after normalise_key(), so "E-mail Address" and "e_mail_address" both match.
 EMAIL_ALIASES = (
@@ -37,14 +38,12 @@ MIDDLE_NAME_ALIASES = ("tussenvoegsel", "tussenvoegsels")
 LAST_NAME_ALIASES = ("achternaam", "last_name", "lastname", "surname")
 
 REPORT_LIMIT = 20  # problems of each kind shown by format_report before "... and N more"
-SNIFF_BYTES = 16_384  # csv.Sniffer is slow on big samples and a few lines are enough
 
 # Values reach mail headers (name, merge fields in subjects), so anything that could end a header
 # line is refused here: Python 3.11.7 misses some encoded-newline tricks (EMAIL-STANDARDS 2.7).
 _LINE_BREAK_RE = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 _CONTROL_RE = re.compile(r"[\x01-\x08\x0e-\x1f\x7f]")
 _NON_KEY_RE = re.compile(r"[^a-z0-9]+")
-_SEP_HINT_RE = re.compile(r"sep=(.)\r?\n?", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -88,10 +87,13 @@ def normalise_key(header: str) -> str:
 def load_subscribers(path: Path) -> SubscriberList:
     """Read a CSV subscriber list: valid unique addresses kept, every skipped row reported."""
     data = _read_bytes(path)
-    text, encoding = _decode(path, data)
-    delimiter, skip_lines, text = _detect_delimiter(text)
+    try:
+        text, encoding = decode(data)
+    except UnreadableTable as exc:
+        raise SubscriberListError(f"{path}: {exc}") from None
+    delimiter, skip_lines, text = detect_delimiter(text)
 
-    rows = _numbered_rows(text, delimiter, first_line=skip_lines + 1)
+    rows = numbered_rows(text, delimiter, first_line=skip_lines + 1)
     header_line, headers = _first_nonblank(rows, path)
     keys = _column_keys(path, header_line, headers)
     email_col = _find_column(keys, EMAIL_ALIASES)
@@ -218,87 +220,6 @@ def _read_bytes(path: Path) -> bytes:
         raise SubscriberListError(f"{path}: is a folder; give the CSV file inside it") from None
     except OSError as exc:
         raise SubscriberListError(f"{path}: cannot be read ({exc.strerror})") from None
-
-
-def _decode(path: Path, data: bytes) -> tuple[str, str]:
-    if not data.strip():
-        raise SubscriberListError(
-            f"{path}: the file is empty; export the list as CSV with a header row "
-            "that has a column named e-mail or email"
-        )
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise SubscriberListError(
-            f"{path}: saved as UTF-16 ('Unicode text'); in Excel choose Save As > 'CSV UTF-8'"
-        )
-    # Text never has many NULs; one stray NUL from a CRM only costs its row (see _unsafe_value).
-    head = data[:8192]
-    if data.startswith(b"PK\x03\x04"):
-        kind = "an Excel workbook (.xlsx)"
-    elif data.startswith(b"\xd0\xcf\x11\xe0"):
-        kind = "an Excel 97-2003 workbook (.xls)"
-    elif head.count(b"\x00") >= max(2, len(head) // 100):
-        kind = "not a text file"
-    else:
-        kind = ""
-    if kind:
-        raise SubscriberListError(
-            f"{path}: {kind}, not CSV; in Excel choose Save As > 'CSV UTF-8' or 'CSV (;)'"
-        )
-    if data.startswith(codecs.BOM_UTF8):
-        try:
-            return data.decode("utf-8-sig"), "utf-8-sig"
-        except UnicodeDecodeError as exc:
-            raise SubscriberListError(
-                f"{path}: starts like UTF-8 but byte 0x{data[exc.start]:02x} at offset "
-                f"{exc.start} is not; export the list again as 'CSV UTF-8'"
-            ) from None
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    # Excel's plain "CSV" export on Dutch Windows is Windows-1252; it leaves five bytes undefined.
-    try:
-        return data.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError as exc:
-        raise SubscriberListError(
-            f"{path}: not text in UTF-8 or Windows-1252 (byte 0x{data[exc.start]:02x} at "
-            f"offset {exc.start}); export the list again as 'CSV UTF-8'"
-        ) from None
-
-
-def _detect_delimiter(text: str) -> tuple[str, int, str]:
-    """Return the delimiter, the number of lines consumed by a 'sep=' hint, and the rest."""
-    # Excel honours (and some tools write) a first line "sep=;" naming the separator.
-    hint = _SEP_HINT_RE.match(text)
-    if hint and hint.group(1) in DELIMITERS:
-        return hint.group(1), 1, text[hint.end() :]
-
-    header_line = re.split(r"[\r\n]", text.lstrip("\r\n"), maxsplit=1)[0]
-    counts = {d: header_line.count(d) for d in DELIMITERS}
-    sample = text[:SNIFF_BYTES]
-    if len(text) > SNIFF_BYTES and "\n" in sample:
-        sample = sample[: sample.rindex("\n")]  # a cut-off last line misleads the sniffer
-    try:
-        sniffed = csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
-    except csv.Error:
-        sniffed = ""
-    # The sniffer can be fooled by commas inside quoted text; a header without the sniffed
-    # delimiter but with another candidate tells us the truth.
-    if sniffed in DELIMITERS and (counts[sniffed] or not any(counts.values())):
-        return sniffed, 0, text
-    best = max(DELIMITERS, key=lambda d: counts[d])
-    return (best if counts[best] else ","), 0, text
-
-
-def _numbered_rows(text: str, delimiter: str, first_line: int) -> Iterator[tuple[int, list[str]]]:
-    """Yield each row with the physical line on which it starts."""
-    # newline="" keeps quoted line breaks intact and lets csv count physical lines itself.
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
-    consumed = 0
-    for row in reader:
-        yield first_line + consumed, row
-        # line_num counts the source lines read so far, including line breaks inside quotes.
-        consumed = reader.line_num
 
 
 def _first_nonblank(rows: Iterator[tuple[int, list[str]]], path: Path) -> tuple[int, list[str]]:

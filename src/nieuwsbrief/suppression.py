@@ -7,7 +7,6 @@ the same time: WAL mode and a busy timeout let a reader and a writer share it.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import re
 import sqlite3
@@ -19,6 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.tabular import UnreadableTable, decode, detect_delimiter
 from nieuwsbrief.tokens import find_token, normalise_address, verify_token
 
 SCHEMA_VERSION = 1
@@ -299,16 +299,6 @@ def _is_email_header(cell: str) -> bool:
     return name in _EMAIL_HEADERS or name.startswith("emailadres")
 
 
-def _decode(data: bytes) -> str:
-    if data.startswith(codecs.BOM_UTF8):
-        return data.decode("utf-8-sig")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        # "CSV (comma delimited)" from Dutch Excel is Windows-1252.
-        return data.decode("cp1252", errors="replace")
-
-
 def read_request_file(path: Path | str) -> list[str]:
     """Return the items of a request file: one per line, or the e-mail column of a CSV."""
     path = Path(path)
@@ -316,15 +306,17 @@ def read_request_file(path: Path | str) -> list[str]:
         data = path.read_bytes()
     except OSError as exc:
         raise NieuwsbriefError(f"{path}: cannot read the request file ({exc.strerror})") from exc
+    try:
+        text = decode(data)[0]
+    except UnreadableTable as exc:
+        raise NieuwsbriefError(f"{path}: {exc}") from None
     lines = [
-        line
-        for line in _decode(data).splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
     ]
     if not lines:
         return []
     header = lines[0]
-    delimiter = max(";,\t", key=header.count)
+    delimiter = detect_delimiter("\n".join(lines))[0]
     cells = next(csv.reader([header], delimiter=delimiter))
     column = next((i for i, cell in enumerate(cells) if _is_email_header(cell)), None)
     if column is None:

@@ -1,0 +1,102 @@
+"""Text tables as Dutch Excel and CRMs export them: encoding, delimiter, numbered rows.
+
+Shared by the subscriber list, the agenda CSV and staff's unsubscribe request files. Problems
+raise UnreadableTable with a message (no file name); each caller names the file in its own
+NieuwsbriefError.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterator
+
+DELIMITERS = (",", ";", "\t")
+DELIMITER_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab"}
+SNIFF_BYTES = 16_384  # csv.Sniffer is slow on big samples and a few lines are enough
+_SEP_HINT_RE = re.compile(r"sep=(.)\r?\n?", re.IGNORECASE)
+
+
+class UnreadableTable(Exception):
+    """The bytes are not a text table; the message says why and what to do."""
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Return (text, encoding): UTF-8 with or without BOM, else Windows-1252 (Excel's 'CSV')."""
+    if not data.strip():
+        raise UnreadableTable("the file is empty; export it as CSV with a header row")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise UnreadableTable(
+            "saved as UTF-16 ('Unicode text'); in Excel choose Save As > 'CSV UTF-8'"
+        )
+    # Text never has many NULs; one stray NUL from a CRM only costs its row.
+    head = data[:8192]
+    if data.startswith(b"PK\x03\x04"):
+        kind = "an Excel workbook (.xlsx)"
+    elif data.startswith(b"\xd0\xcf\x11\xe0"):
+        kind = "an Excel 97-2003 workbook (.xls)"
+    elif head.count(b"\x00") >= max(2, len(head) // 100):
+        kind = "not a text file"
+    else:
+        kind = ""
+    if kind:
+        raise UnreadableTable(
+            f"{kind}, not CSV; in Excel choose Save As > 'CSV UTF-8' or 'CSV (;)'"
+        )
+    if data.startswith(codecs.BOM_UTF8):
+        try:
+            return data.decode("utf-8-sig"), "utf-8-sig"
+        except UnicodeDecodeError as exc:
+            raise UnreadableTable(
+                f"starts like UTF-8 but byte 0x{data[exc.start]:02x} at offset "
+                f"{exc.start} is not; export it again as 'CSV UTF-8'"
+            ) from None
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # Excel's plain "CSV" export on Dutch Windows is Windows-1252; it leaves five bytes undefined.
+    try:
+        return data.decode("cp1252"), "cp1252"
+    except UnicodeDecodeError as exc:
+        raise UnreadableTable(
+            f"not text in UTF-8 or Windows-1252 (byte 0x{data[exc.start]:02x} at "
+            f"offset {exc.start}); export it again as 'CSV UTF-8'"
+        ) from None
+
+
+def detect_delimiter(text: str) -> tuple[str, int, str]:
+    """Return the delimiter, the number of lines consumed by a 'sep=' hint, and the rest."""
+    # Excel honours (and some tools write) a first line "sep=;" naming the separator.
+    hint = _SEP_HINT_RE.match(text)
+    if hint and hint.group(1) in DELIMITERS:
+        return hint.group(1), 1, text[hint.end() :]
+
+    header_line = re.split(r"[\r\n]", text.lstrip("\r\n"), maxsplit=1)[0]
+    counts = {d: header_line.count(d) for d in DELIMITERS}
+    sample = text[:SNIFF_BYTES]
+    if len(text) > SNIFF_BYTES and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]  # a cut-off last line misleads the sniffer
+    try:
+        sniffed = csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:
+        sniffed = ""
+    # The sniffer can be fooled by commas inside quoted text; a header without the sniffed
+    # delimiter but with another candidate tells us the truth.
+    if sniffed in DELIMITERS and (counts[sniffed] or not any(counts.values())):
+        return sniffed, 0, text
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return (best if counts[best] else ","), 0, text
+
+
+def numbered_rows(text: str, delimiter: str, first_line: int) -> Iterator[tuple[int, list[str]]]:
+    """Yield each row with the physical line on which it starts."""
+    # newline="" keeps quoted line breaks intact and lets csv count physical lines itself.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    consumed = 0
+    for row in reader:
+        yield first_line + consumed, row
+        # line_num counts the source lines read so far, including line breaks inside quotes.
+        consumed = reader.line_num
