@@ -413,3 +413,26 @@ def test_stop_event_finishes_in_flight_and_resumes(
     code, _out, _ = send_cli(str(example_copy), "--subscribers", str(subscribers), "--yes")
     assert code == 0
     assert Counter(smtp_server.recipients()) == Counter(a for _, a in members(40))
+
+
+def test_send_refuses_an_issue_that_fails_the_check_unless_forced(
+    example_copy: Path, tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp_env(monkeypatch, smtp_server)
+    article = example_copy / "02-bim.md"
+    article.write_text(
+        article.read_text(encoding="utf-8") + "\n![](http://www.bureau-kennis.net/bim.png)\n",
+        encoding="utf-8",
+    )
+    subscribers = write_list(tmp_path / "lijst.csv", members(3))
+    code, _, err = send_cli(str(example_copy), "--subscribers", str(subscribers), "--yes")
+    assert code == 2
+    assert "the issue has problems; fix them or add --force" in err
+    assert "img-alt" in err and "img-url" in err
+    assert smtp_server.messages == []
+    code, _, err = send_cli(
+        str(example_copy), "--subscribers", str(subscribers), "--yes", "--force"
+    )
+    assert code == 0, err
+    assert "sending despite" in err
+    assert len(smtp_server.messages) == 3
