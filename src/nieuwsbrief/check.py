@@ -18,11 +18,11 @@ from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .compose import Composed, FactoryMaker, compose_issue
+from .compose import SIZE_WARNING_BYTES, Composed, FactoryMaker, compose_issue
 
 # Gmail clips a message whose encoded HTML exceeds ~102 KB (EMAIL-STANDARDS 3.1); stay clear of it.
 HTML_SIZE_LIMIT = 100_000
-HTML_SIZE_WARNING = 90_000
+HTML_SIZE_WARNING = SIZE_WARNING_BYTES
 # Gmail drops all <style> content beyond 16 KB (EMAIL-STANDARDS 3.2).
 STYLE_SIZE_LIMIT = 16_384
 PREHEADER_MAX_CHARS = 100

@@ -20,7 +20,7 @@ HTML_FILE = "email.html"
 TEXT_FILE = "email.txt"
 EML_FILE = "preview.eml"
 # Gmail clips a message whose HTML is over about 102 KB; warn well before that.
-SIZE_WARNING_BYTES = 90 * 1024
+SIZE_WARNING_BYTES = 90_000  # the same threshold as `nieuwsbrief check`
 
 FactoryMaker = Callable[[RenderedIssue, Brand], MessageFactory]
 
