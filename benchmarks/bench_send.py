@@ -45,6 +45,7 @@ AGENDA = REPO / "issues" / "agenda.yaml"
 SENDER = "info@bureau-kennis.net"
 DEFAULT_MAILMERGE = "/work/bench-venv-mailmerge/bin/mailmerge"
 SLOW_DELAY = 0.05  # seconds before the reply to each end-of-DATA
+SRC = REPO / "src"  # the nieuwsbrief that is measured (--src to compare another tree)
 
 DELIVERED_RE = re.compile(r"Delivered: (\d+) in ([\d.]+) s")
 
@@ -144,6 +145,7 @@ class Run:
 
     wall: float  # seconds, process start to exit
     max_rss_kb: int
+    cpu: float  # user + system seconds of the child
     returncode: int
     stdout: str = field(repr=False)
     stderr: str = field(repr=False)
@@ -174,6 +176,7 @@ def run_child(
     return Run(
         wall=wall,
         max_rss_kb=int(usage.ru_maxrss),
+        cpu=usage.ru_utime + usage.ru_stime,
         returncode=proc.returncode,
         stdout=stdout_b.decode("utf-8", "replace"),
         stderr=stderr_b.decode("utf-8", "replace"),
@@ -238,7 +241,7 @@ def write_lists(workdir: Path, sizes: Sequence[int]) -> dict[int, tuple[Path, Pa
 def nb_env(smtp_port: int, state_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIEUWSBRIEF_")}
     env.update(
-        PYTHONPATH=str(REPO / "src"),
+        PYTHONPATH=str(SRC),
         NIEUWSBRIEF_SMTP_HOST="127.0.0.1",
         NIEUWSBRIEF_SMTP_PORT=str(smtp_port),
         NIEUWSBRIEF_SMTP_SECURITY="none",
@@ -258,7 +261,15 @@ def prepare(workdir: Path, sizes: Sequence[int]) -> dict[str, object]:
     env.pop("NIEUWSBRIEF_SMTP_HOST")
     out = workdir / "composed"
     run = run_child(
-        [sys.executable, "-m", "nieuwsbrief", "compose", str(issues / ISSUE.name), "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "nieuwsbrief",
+            "compose",
+            str(issues / ISSUE.name),
+            "--out",
+            str(out),
+        ],
         cwd=workdir,
         env=env,
     )
@@ -304,6 +315,7 @@ class Sample:
     delivery: float | None = None  # nieuwsbrief's own "Delivered: N in X s"
     max_rss_mb: float | None = None
     rep: int = 0
+    cpu: float | None = None  # user + system seconds of the sending process
 
     @property
     def rate(self) -> float:
@@ -332,7 +344,12 @@ class Bench:
             raise RuntimeError(f"{what}: smtp-sink received {got} messages, expected {expected}")
 
     def nieuwsbrief(
-        self, count: int, conns: int, port: int | None = None, tool: str = "nieuwsbrief", rep: int = 0
+        self,
+        count: int,
+        conns: int,
+        port: int | None = None,
+        tool: str = "nieuwsbrief",
+        rep: int = 0,
     ) -> Sample:
         self.runs += 1
         state = self.workdir / f"state-{self.runs}"
@@ -366,12 +383,13 @@ class Bench:
             self._checked_sink(count, before, "nieuwsbrief")
         shutil.rmtree(state)
         sample = Sample(
-            tool, count, conns, run.wall, float(match.group(2)), run.max_rss_kb / 1024, rep
+            tool, count, conns, run.wall, float(match.group(2)), run.max_rss_kb / 1024, rep, run.cpu
         )
         self.samples.append(sample)
         self.log(
             f"  {tool:18} n={count:<6} c={conns}  {run.wall:7.2f} s  {sample.rate:7.0f} msg/s "
-            f"(delivery phase {sample.delivery_rate:.0f}/s, max RSS {sample.max_rss_mb:.0f} MB)"
+            f"(delivery phase {sample.delivery_rate:.0f}/s, max RSS {sample.max_rss_mb:.0f} MB, "
+            f"CPU {run.cpu:.1f} s)"
         )
         return sample
 
@@ -402,9 +420,11 @@ class Bench:
         if run.returncode:
             raise RuntimeError(f"mailmerge failed (exit {run.returncode}):\n{run.stderr[-2000:]}")
         self._checked_sink(count, before, "mailmerge")
-        sample = Sample("mailmerge", count, 1, run.wall, None, run.max_rss_kb / 1024, rep)
+        sample = Sample("mailmerge", count, 1, run.wall, None, run.max_rss_kb / 1024, rep, run.cpu)
         self.samples.append(sample)
-        self.log(f"  mailmerge          n={count:<6} c=1  {run.wall:7.2f} s  {sample.rate:7.0f} msg/s")
+        self.log(
+            f"  mailmerge          n={count:<6} c=1  {run.wall:7.2f} s  {sample.rate:7.0f} msg/s"
+        )
         return sample
 
     def smtp_source(self, count: int, sessions: int, rep: int) -> Sample:
@@ -432,7 +452,9 @@ class Bench:
         if run.returncode:
             raise RuntimeError(f"smtp-source failed (exit {run.returncode}):\n{run.stderr}")
         self._checked_sink(count, before, "smtp-source")
-        sample = Sample("smtp-source", count, sessions, run.wall, None, run.max_rss_kb / 1024, rep)
+        sample = Sample(
+            "smtp-source", count, sessions, run.wall, None, run.max_rss_kb / 1024, rep, run.cpu
+        )
         self.samples.append(sample)
         self.log(
             f"  smtp-source        n={count:<6} s={sessions}  {run.wall:7.2f} s  "
@@ -506,7 +528,7 @@ def versions(mailmerge: str) -> dict[str, str]:
     commit = first_line(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     return {
         "python": platform.python_version(),
-        "nieuwsbrief": f"{commit} (PYTHONPATH={REPO / 'src'})",
+        "nieuwsbrief": f"{commit} (PYTHONPATH={SRC})",
         "mailmerge": first_line([mailmerge, "--version"]),
         "postfix (smtp-sink, smtp-source)": postfix,
         "kernel": platform.release(),
@@ -542,23 +564,31 @@ def report(bench: Bench, started: datetime, elapsed: float) -> dict[str, object]
             table[f"smtp-source/{n}/{conns}"] = row(
                 f"smtp-source -d -s {conns} (ceiling)", "smtp-source", n, conns
             )
-        table[f"mailmerge/{n}"] = row("mailmerge 2.3.0 (1 connection per message)", "mailmerge", n, 1)
+        table[f"mailmerge/{n}"] = row(
+            "mailmerge 2.3.0 (1 connection per message)", "mailmerge", n, 1
+        )
     slow = row(
         f"nieuwsbrief send, 8 conns, server waits {SLOW_DELAY * 1000:.0f} ms after DATA",
         "nieuwsbrief-slow",
         args.slow_count,
         8,
     )
-    memory = row("nieuwsbrief send, 4 connections (memory run)", "nieuwsbrief-memory", args.memory_size, 4)
+    memory = row(
+        "nieuwsbrief send, 4 connections (memory run)", "nieuwsbrief-memory", args.memory_size, 4
+    )
 
     print()
-    print(f"Date: {started:%Y-%m-%d %H:%M} (run took {elapsed / 60:.1f} min); "
-          f"message {bench.inputs['message_bytes']} bytes; reps {args.reps}")
+    print(
+        f"Date: {started:%Y-%m-%d %H:%M} (run took {elapsed / 60:.1f} min); "
+        f"message {bench.inputs['message_bytes']} bytes; reps {args.reps}"
+    )
     for key, value in versions(args.mailmerge).items():
         print(f"- {key}: {value}")
     print()
-    print("| What | Recipients | Runs | msg/s end to end, median (best) | msg/s delivery phase | "
-          "max RSS MB |")
+    print(
+        "| What | Recipients | Runs | msg/s end to end, median (best) | msg/s delivery phase | "
+        "max RSS MB |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for label, count, s in rows:
         delivery = f"{s['median_delivery_rate']:.0f}" if "median_delivery_rate" in s else "–"
@@ -635,6 +665,7 @@ def report(bench: Bench, started: datetime, elapsed: float) -> dict[str, object]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global SRC
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 only, one repetition")
     parser.add_argument("--reps", type=int, default=3)
@@ -651,6 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--slow-count", type=int, default=3000)
     parser.add_argument("--memory-size", type=int, default=100_000)
+    parser.add_argument("--src", type=Path, default=SRC, help="nieuwsbrief source tree to measure")
     parser.add_argument("--json", type=Path, help="also write all samples here")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--slow-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -659,6 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.slow_server:
         run_slow_server(args.slow_server, args.slow_delay)
         return 0
+    SRC = args.src.resolve()
     if args.quick:
         args.reps, args.sizes = 1, [1000]
         args.slow_count, args.memory_size = 500, 10_000
