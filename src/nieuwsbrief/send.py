@@ -304,18 +304,19 @@ def _deliver(
 ) -> None:
     total = len(plan.recipients)
     done = 0
+    issue = request.issue  # resolves a path: once, not per message
 
     def on_result(result: Result) -> None:
         nonlocal done
         reply = str(result.reply)
         if result.outcome is Outcome.ACCEPTED:
-            ledger.record(request.issue, result.key, ledger_mod.ACCEPTED, reply, result.attempts)
+            ledger.record(issue, result.key, ledger_mod.ACCEPTED, reply, result.attempts)
             report.delivered += 1
         elif result.outcome is Outcome.PERMANENT:
-            ledger.record(request.issue, result.key, ledger_mod.FAILED, reply, result.attempts)
+            ledger.record(issue, result.key, ledger_mod.FAILED, reply, result.attempts)
             report.failed.append((result.recipient, reply))
         else:
-            ledger.record(request.issue, result.key, ledger_mod.DEFERRED, reply, result.attempts)
+            ledger.record(issue, result.key, ledger_mod.DEFERRED, reply, result.attempts)
             report.deferred.append((result.recipient, reply))
         done += 1
         if progress:
