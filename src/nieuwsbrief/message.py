@@ -167,9 +167,11 @@ class MessageFactory:
         ).encode()
         self._tail = f"\r\n--{self._boundary}--\r\n".encode()
 
-    def values(self, subscriber: Subscriber) -> dict[str, str]:
+    def values(
+        self, subscriber: Subscriber, links: UnsubscribeLinks | None = None
+    ) -> dict[str, str]:
         """Return every personal value of one recipient, by merge-marker name."""
-        links = self._links(subscriber.email)
+        links = links or self._links(subscriber.email)
         values = {
             "greeting": self._greeting(subscriber),
             "unsubscribe_url": links.for_body,
@@ -195,8 +197,8 @@ class MessageFactory:
         """Return the complete message for one recipient as CRLF bytes."""
         if _FORBIDDEN_IN_HEADER.search(subscriber.name + subscriber.email):
             raise MessageError(f"line {subscriber.line}: a line break in a name or address")
-        values = self.values(subscriber)
         links = self._links(subscriber.email)
+        values = self.values(subscriber, links)
         to = formataddr((subscriber.name, subscriber.email), charset="utf-8")
         headers = [
             _fold("To", to) if len(to) > 76 or not to.isascii() else f"To: {to}\r\n".encode(),

@@ -64,14 +64,14 @@ def _b64encode(raw: bytes) -> str:
 
 def _id_bytes(secret: str, address: str) -> bytes:
     id_key, _ = _keys(secret)
-    digest = hmac.new(id_key, normalise_address(address).encode("utf-8"), hashlib.sha256)
-    return digest.digest()[:_ID_BYTES]
+    digest = hmac.digest(id_key, normalise_address(address).encode("utf-8"), "sha256")
+    return digest[:_ID_BYTES]
 
 
 def _mac(secret: str, id_bytes: bytes) -> bytes:
     _, mac_key = _keys(secret)
     message = VERSION.encode("ascii") + id_bytes
-    return hmac.new(mac_key, message, hashlib.sha256).digest()[:_MAC_BYTES]
+    return hmac.digest(mac_key, message, "sha256")[:_MAC_BYTES]
 
 
 def recipient_id(secret: str, address: str) -> str:
