@@ -7,6 +7,7 @@ confirmation -> parallel delivery -> ledger + report. Re-running the same comman
 from __future__ import annotations
 
 import csv
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -211,7 +212,7 @@ def _jobs(factory: MessageFactory, recipients: list[Subscriber]) -> Iterator[Job
             key=normalise_address(subscriber.email),
             recipient=smtp_address(subscriber.email),
             sender=factory.sender_address,
-            build=lambda s=subscriber: factory.build(s),  # type: ignore[misc]
+            build=functools.partial(factory.build, subscriber),
         )
 
 
