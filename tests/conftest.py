@@ -8,10 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from nieuwsbrief.message import MessageFactory, make_factory
+from nieuwsbrief.model import Brand, RenderedIssue
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_ISSUE = REPO / "issues" / "2012-05"
 EXAMPLE_AGENDA = REPO / "issues" / "agenda.yaml"
 TEST_SECRET = "test-secret-0123456789-abcdefghijklmnop"
+
+
+def factory_maker(rendered: RenderedIssue, brand: Brand) -> MessageFactory:
+    """Build messages as a configured send would: fixed secret, one-click unsubscribe URL."""
+    return make_factory(
+        rendered,
+        brand,
+        secret=TEST_SECRET,
+        unsubscribe_url="https://www.bureau-kennis.net/afmelden/{token}",
+    )
 
 
 def _use_this_checkouts_templates() -> None:

@@ -14,11 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, REPO, TEST_SECRET
+from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, REPO, factory_maker
 from nieuwsbrief.check import CheckReport, check_issue
 from nieuwsbrief.cli import app
-from nieuwsbrief.message import MessageFactory, make_factory
-from nieuwsbrief.model import Brand, RenderedIssue
 
 runner = CliRunner()
 
@@ -95,15 +93,6 @@ def assert_warning(issue_dir: Path, code: str, *phrases: str) -> str:
     for phrase in phrases:
         assert phrase in output, output
     return output
-
-
-def factory_maker(rendered: RenderedIssue, brand: Brand) -> MessageFactory:
-    return make_factory(
-        rendered,
-        brand,
-        secret=TEST_SECRET,
-        unsubscribe_url="https://www.bureau-kennis.net/afmelden/{token}",
-    )
 
 
 @pytest.fixture

@@ -20,12 +20,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from browser import axe_violations, browser_fixture, email_page, horizontal_overflow
-from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, REPO, TEST_SECRET
+from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, REPO, factory_maker
 from external_tools import caniemail_report, spam_report
 from nieuwsbrief.check import STYLE_SIZE_LIMIT, check_composed
 from nieuwsbrief.compose import Composed, compose_issue
-from nieuwsbrief.message import MessageFactory, make_factory
-from nieuwsbrief.model import Brand, RenderedIssue
 from nieuwsbrief.render import (
     MSO_MARKERS,
     PREHEADER_SPACER,
@@ -57,15 +55,6 @@ SPAM_RULES_FORBIDDEN = {
     "FONT_INVIS_MSGID",
 }
 GENERIC_FONT_FAMILIES = {"sans-serif", "serif", "monospace"}
-
-
-def factory_maker(rendered: RenderedIssue, brand: Brand) -> MessageFactory:
-    return make_factory(
-        rendered,
-        brand,
-        secret=TEST_SECRET,
-        unsubscribe_url="https://www.bureau-kennis.net/afmelden/{token}",
-    )
 
 
 @pytest.fixture(scope="module", params=sorted(ISSUES))
