@@ -46,6 +46,7 @@ class Received:
     data: bytes  # after dot-unstuffing, CRLF line ends as sent
     session: int  # which connection brought it (1, 2, ...)
     pipelined: bool  # RCPT and DATA had already arrived when MAIL was handled
+    chained: bool = False  # the next MAIL had already arrived when this body ended (RFC 2920)
 
 
 @functools.cache
@@ -98,6 +99,9 @@ class _Handler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        reply = self.owner._mail_fault()
+        if reply:
+            return reply
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         # Pipelined clients send RCPT and DATA in the same write as MAIL (RFC 2920).
@@ -120,17 +124,21 @@ class _Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         server.nb_messages += 1
         owner = self.owner
+        # A client that pipelines across transactions sends the next MAIL right behind the body.
+        chained = bytes(server._reader._buffer[:10]).upper() == b"MAIL FROM:"
         message = Received(
             mail_from=envelope.mail_from,
             rcpt_tos=tuple(envelope.rcpt_tos),
             data=envelope.content,
             session=server.nb_session,
             pipelined=getattr(envelope, "nb_pipelined", False),
+            chained=chained,
         )
         if owner.drop_after is not None and server.nb_messages > owner.drop_after:
             # Hang up without acknowledging: the client must assume it was not delivered.
             with owner._lock:
                 owner.drops += 1
+                owner.drops_chained += chained
                 if owner.drop_keeps_message:
                     owner._messages.append(message)
             server.transport.abort()
@@ -174,11 +182,13 @@ class SmtpServer:
         faults: dict[str, Fault] | None = None,
         drop_after: int | None = None,
         drop_keeps_message: bool = False,
+        mail_faults: dict[int, str] | None = None,
     ) -> None:
         """Configure the server; `drop_after=N` hangs up on the N+1th message of each session.
 
         With `drop_keeps_message` that unacknowledged message is still recorded as received,
-        as a real server that crashed after queueing it would.
+        as a real server that crashed after queueing it would. `mail_faults={3: "451 ..."}`
+        answers the third MAIL FROM the server sees (counted over all sessions) with that reply.
         """
         self.tls = tls
         self.auth = auth
@@ -187,6 +197,9 @@ class SmtpServer:
         self.drop_after = drop_after
         self.drop_keeps_message = drop_keeps_message
         self.drops = 0
+        self.drops_chained = 0  # hang-ups while the next envelope was already waiting
+        self.mail_faults = dict(mail_faults or {})
+        self._mails = 0
         self.port = 0
         self.client_context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
@@ -260,6 +273,11 @@ class SmtpServer:
         with self._lock:
             self._sessions += 1
             return self._sessions
+
+    def _mail_fault(self) -> str | None:
+        with self._lock:
+            self._mails += 1
+            return self.mail_faults.get(self._mails)
 
     def _fault(self, address: str, stage: str) -> str | None:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -315,3 +316,148 @@ def test_no_way_to_reconnect_is_a_delivery_error() -> None:
         )
     assert [r.key for r in collect.results] == [address(0), address(1)]
     assert transport.accepted == [address(0), address(1)]
+
+
+# -- pipelining across transactions: each body carries the next MAIL, RCPT and DATA ---------
+
+
+def test_pipelined_delivery_chains_the_next_envelope_behind_each_body() -> None:
+    collect = Collector()
+    with SmtpServer(pipelining=True) as server:
+        stats = deliver(jobs(200), smtp(server), connections=2, on_result=collect)
+
+    assert Counter(server.recipients()) == Counter(address(n) for n in range(200))
+    assert len(collect.by_key()) == 200 and stats.accepted == 200 and stats.retries == 0
+    assert server.sessions <= 2
+    chained = sum(message.chained for message in server.messages)
+    assert chained >= 100  # most bodies carried the next envelope (one round trip each)
+
+
+def test_pipelined_next_envelope_refused_on_rcpt_and_on_mail() -> None:
+    faults = {
+        address(5): Fault("550 5.1.1 No such user"),
+        address(9): Fault("452 4.2.2 Mailbox full", times=1),
+    }
+    # MAIL number 8 belongs to job 7: the 7 before it each took one MAIL (5 is not retried).
+    mail_faults = {8: "451 4.3.0 Try again later"}
+    collect = Collector()
+    server = SmtpServer(pipelining=True, faults=faults, mail_faults=mail_faults)
+    with server:
+        stats = deliver(
+            jobs(30), smtp(server), connections=1, retry_delays=FAST_RETRIES, on_result=collect
+        )
+
+    results = collect.by_key()
+    assert len(results) == 30
+    gone = results[address(5)]
+    assert (gone.outcome, str(gone.reply), gone.attempts) == (
+        Outcome.PERMANENT,
+        "550 5.1.1 No such user",
+        1,
+    )
+    assert (results[address(9)].outcome, results[address(9)].attempts) == (Outcome.ACCEPTED, 2)
+    assert (results[address(7)].outcome, results[address(7)].attempts) == (Outcome.ACCEPTED, 2)
+    assert (stats.accepted, stats.permanent, stats.temporary, stats.retries) == (29, 1, 0, 2)
+    delivered = Counter(server.recipients())
+    assert delivered == Counter(address(n) for n in range(30) if n != 5)
+    assert server.sessions == 1  # RSET after each refusal kept the connection usable
+    by_rcpt = {m.rcpt_tos[0]: m for m in server.messages}
+    # The refused envelopes had come in behind the previous body.
+    assert by_rcpt[address(4)].chained and by_rcpt[address(6)].chained
+    assert by_rcpt[address(8)].chained
+
+
+@pytest.mark.parametrize("keeps", [False, True], ids=["lost-in-flight", "queued-then-lost"])
+def test_a_drop_after_a_body_with_the_next_envelope_pipelined(keeps: bool) -> None:
+    collect = Collector()
+    with SmtpServer(pipelining=True, drop_after=7, drop_keeps_message=keeps) as server:
+        deliver(
+            jobs(60),
+            smtp(server),
+            connections=2,
+            reconnect_delays=FAST_RECONNECTS,
+            on_result=collect,
+        )
+
+    assert server.drops >= 7 and server.drops_chained >= 1
+    results = collect.by_key()
+    assert len(results) == 60 and {r.outcome for r in results.values()} == {Outcome.ACCEPTED}
+    delivered = Counter(server.recipients())
+    assert set(delivered) == {address(n) for n in range(60)}  # none lost
+    twice = [rcpt for rcpt, count in delivered.items() if count > 1]
+    # Only the body in flight when the line dropped can arrive twice, never the pipelined
+    # next one (its body had not been sent).
+    assert len(twice) <= (server.drops if keeps else 0)
+    assert max(delivered.values()) <= 2
+    assert max(r.attempts for r in results.values()) == 2
+
+
+def test_pipelined_delivery_when_the_job_feed_is_momentarily_empty() -> None:
+    def slow_source() -> Iterator[Job]:
+        for n, job in enumerate(jobs(40)):
+            if n % 10 == 9:
+                time.sleep(0.05)  # e.g. a slow database: the workers run dry
+            yield job
+
+    collect = Collector()
+    with SmtpServer(pipelining=True) as server:
+        stats = deliver(slow_source(), smtp(server), connections=2, on_result=collect)
+
+    assert stats.accepted == 40 and len(collect.by_key()) == 40
+    assert Counter(server.recipients()) == Counter(address(n) for n in range(40))
+    chained = [message.chained for message in server.messages]
+    assert any(chained) and not all(chained)  # a body went alone when no job was at hand
+    assert server.sessions <= 2
+
+
+def test_pipelined_delivery_keeps_the_rate_and_max_per_connection() -> None:
+    with SmtpServer(pipelining=True) as server:
+        transport = smtp(server, max_per_connection=7)
+        stats = deliver(jobs(20), transport, connections=4, rate=50, on_result=Collector())
+        per_session = Counter(message.session for message in server.messages)
+    assert stats.accepted == 20
+    assert stats.elapsed >= 19 / 50 - 0.01
+    assert max(per_session.values()) <= 7
+    with SmtpServer(pipelining=True) as server:
+        transport = smtp(server, max_per_connection=20)
+        deliver(jobs(100), transport, connections=2, on_result=Collector())
+        per_session = Counter(message.session for message in server.messages)
+    assert sum(per_session.values()) == 100 and max(per_session.values()) <= 20
+    assert 5 <= server.sessions <= 6
+    assert sum(message.chained for message in server.messages) >= 50
+
+
+def test_pipelined_stop_reports_exactly_what_was_sent() -> None:
+    stop = threading.Event()
+    collect = Collector()
+
+    def on_result(result: Result) -> None:
+        collect(result)
+        if len(collect.results) == 25:
+            stop.set()
+
+    with SmtpServer(pipelining=True) as server:
+        stats = deliver(jobs(10_000), smtp(server), connections=3, stop=stop, on_result=on_result)
+
+    assert Counter(server.recipients()) == Counter(r.key for r in collect.results)
+    assert 25 <= stats.accepted < 10_000
+
+
+def test_a_build_failure_of_the_next_job_abandons_the_open_transaction() -> None:
+    def broken() -> bytes:
+        raise ContentError("issues/2012-05/agenda.yaml", "no date", line=3)
+
+    def source() -> Iterator[Job]:
+        yield from jobs(3)
+        yield Job("kapot@example.nl", "kapot@example.nl", SENDER, broken)
+        yield from jobs(3)
+
+    collect = Collector()
+    started = time.monotonic()
+    with SmtpServer(pipelining=True) as server, pytest.raises(ContentError, match="no date"):
+        deliver(source(), smtp(server, timeout=5.0), connections=1, on_result=collect)
+    assert time.monotonic() - started < 3.0  # hung up at once, no QUIT into an open DATA
+    time.sleep(0.1)
+    # Whatever the server took was reported, and nothing else; the broken job never went out.
+    assert Counter(server.recipients()) == Counter(r.key for r in collect.results)
+    assert "kapot@example.nl" not in server.recipients()

@@ -6,6 +6,7 @@ import email
 import email.policy
 import mailbox
 import ssl
+import time
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,117 @@ def test_maildir_outbox_that_cannot_be_created(tmp_path: Path) -> None:
     (tmp_path / "bestand").write_text("geen map")
     with pytest.raises(DeliveryError, match="cannot create the outbox"):
         MaildirOutbox(tmp_path / "bestand" / "outbox")
+
+
+# -- the next transaction right behind a body (RFC 2920 3.1) ---------------------------------
+
+
+def test_the_next_envelope_rides_in_the_same_write_as_the_body() -> None:
+    tricky = "Eerste regel.\r\n.begint met een punt\r\n.\r\nslot"
+    with SmtpServer(pipelining=True) as server:
+        connection = SmtpConnection.open(params(server))
+        assert connection.begin(SENDER, "lid1@example.nl") is None
+        first = connection.finish(message(1, tricky), (SENDER, "lid2@example.nl"))
+        assert connection.pipelined() is None  # 250 250 354: the body is due
+        second = connection.finish(message(2, tricky), (SENDER, "lid3@example.nl"))
+        assert connection.pipelined() is None
+        third = connection.finish(message(3, tricky))
+        assert connection.is_open
+        connection.close()
+
+    assert [r.outcome for r in (first, second, third)] == [Outcome.ACCEPTED] * 3
+    received = server.messages
+    assert [m.rcpt_tos for m in received] == [(f"lid{n}@example.nl",) for n in (1, 2, 3)]
+    assert [m.data for m in received] == [message(n, tricky) for n in (1, 2, 3)]
+    assert [m.chained for m in received] == [True, True, False]  # MAIL came with the body
+    assert all(m.pipelined for m in received) and {m.session for m in received} == {1}
+
+
+@pytest.mark.parametrize(
+    ("faults", "mail_faults", "expected"),
+    [
+        ({"weg@example.nl": Fault("550 5.1.1 No such user")}, {}, "550 5.1.1 No such user"),
+        ({}, {2: "451 4.3.0 Try again later"}, "451 4.3.0 Try again later"),
+    ],
+    ids=["550-on-rcpt", "451-on-mail"],
+)
+def test_a_refused_next_envelope_leaves_a_clean_connection(
+    faults: dict[str, Fault], mail_faults: dict[int, str], expected: str
+) -> None:
+    with SmtpServer(pipelining=True, faults=faults, mail_faults=mail_faults) as server:
+        connection = SmtpConnection.open(params(server))
+        assert connection.begin(SENDER, "lid1@example.nl") is None
+        first = connection.finish(message(1), (SENDER, "weg@example.nl"))
+        refused = connection.pipelined()
+        assert connection.is_open
+        after = connection.send(SENDER, "lid3@example.nl", message(3))
+        connection.close()
+
+    assert first.outcome is Outcome.ACCEPTED
+    assert refused is not None and str(refused) == expected
+    assert after.outcome is Outcome.ACCEPTED
+    assert server.recipients() == ["lid1@example.nl", "lid3@example.nl"]
+    assert server.sessions == 1
+
+
+def test_a_refused_body_does_not_disturb_the_pipelined_next_envelope() -> None:
+    faults = {"later@example.nl": Fault("451 4.7.1 Try again later", stage="data")}
+    with SmtpServer(pipelining=True, faults=faults) as server:
+        connection = SmtpConnection.open(params(server))
+        assert connection.begin(SENDER, "later@example.nl") is None
+        later = connection.finish(message(1), (SENDER, "lid2@example.nl"))
+        assert connection.pipelined() is None
+        fine = connection.finish(message(2))
+        connection.close()
+    assert (later.code, fine.outcome) == (451, Outcome.ACCEPTED)
+    assert server.recipients() == ["lid2@example.nl"]
+
+
+def test_an_unusable_next_address_is_refused_without_being_sent() -> None:
+    with SmtpServer(pipelining=True) as server:
+        connection = SmtpConnection.open(params(server))
+        assert connection.begin(SENDER, "lid1@example.nl") is None
+        first = connection.finish(message(1), (SENDER, "x@example.nl>\r\nRSET"))
+        refused = connection.pipelined()
+        assert connection.send(SENDER, "lid2@example.nl", message(2)).outcome is Outcome.ACCEPTED
+        connection.close()
+    assert first.outcome is Outcome.ACCEPTED
+    assert refused is not None and refused.code == 553
+    assert server.recipients() == ["lid1@example.nl", "lid2@example.nl"]
+
+
+def test_421_to_a_body_cancels_the_next_envelope() -> None:
+    faults = {"druk@example.nl": Fault("421 4.7.0 Too many messages", stage="data")}
+    with SmtpServer(pipelining=True, faults=faults) as server:
+        connection = SmtpConnection.open(params(server))
+        assert connection.begin(SENDER, "druk@example.nl") is None
+        reply = connection.finish(message(1), (SENDER, "lid2@example.nl"))
+        assert reply.code == 421 and not connection.is_open
+        with pytest.raises(ConnectionLost):
+            connection.begin(SENDER, "lid2@example.nl")
+    assert server.recipients() == []
+
+
+@pytest.mark.parametrize("state", ["after-354", "envelope-unanswered"])
+def test_closing_mid_transaction_hangs_up_without_delivering(state: str) -> None:
+    with SmtpServer(pipelining=True) as server:
+        connection = SmtpConnection.open(params(server, timeout=5.0))
+        assert connection.begin(SENDER, "lid1@example.nl") is None
+        if state == "envelope-unanswered":
+            connection.finish(message(1), (SENDER, "lid2@example.nl"))
+        started = time.monotonic()
+        connection.close()  # no QUIT (it would become message text) and no "."
+        assert time.monotonic() - started < 1.0
+        assert not connection.is_open
+        wanted = ["lid1@example.nl"] if state == "envelope-unanswered" else []
+        time.sleep(0.1)
+        assert server.recipients() == wanted
+
+
+def test_without_pipelining_the_next_envelope_is_not_offered() -> None:
+    with SmtpServer() as server:
+        connection = SmtpConnection.open(params(server))
+        assert connection.begin(SENDER, "lid1@example.nl") is None
+        with pytest.raises(RuntimeError, match="PIPELINING"):
+            connection.finish(message(1), (SENDER, "lid2@example.nl"))
+        connection.close()

@@ -1,6 +1,7 @@
 """The parallel delivery engine: jobs in, one final Result per job out, over any Transport.
 
-Worker threads each own one channel (one SMTP connection) and reuse it for many messages. A
+Worker threads each own one channel (one SMTP connection) and reuse it for many messages;
+with PIPELINING each body carries the next message's envelope, one round trip per message. A
 shared limiter keeps the total rate; 4xx replies requeue the job with backoff, 5xx replies are
 final, and a lost connection is reopened and the unacknowledged message sent again. The engine
 knows nothing about how messages are built or where results are recorded.
@@ -18,7 +19,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from nieuwsbrief.errors import DeliveryError
-from nieuwsbrief.transport import Channel, ConnectionLost, Outcome, Reply, Transport
+from nieuwsbrief.transport import (
+    Channel,
+    ConnectionLost,
+    Outcome,
+    PipeliningChannel,
+    Reply,
+    Transport,
+)
 
 # How often one message may cost a connection before it is given up as a temporary failure.
 MAX_LOST_CONNECTIONS_PER_JOB = 3
@@ -87,6 +95,19 @@ class RateLimiter:
             slot = max(now, self._next)
             self._next = slot + self._interval
             return slot - now
+
+    def ready(self) -> bool:
+        """Whether a slot is free right now (a hint: another thread may take it first)."""
+        return self._next <= time.monotonic()
+
+    def try_reserve(self) -> bool:
+        """Claim the next send slot only if it is due now; never makes the caller wait."""
+        with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                return False
+            self._next = now + self._interval
+            return True
 
 
 @dataclass(order=True)
@@ -177,18 +198,32 @@ class _Run:
         with self.cond:
             while not self.halt.is_set():
                 now = time.monotonic()
-                if self.retries and self.retries[0].due <= now:
-                    self.in_hand += 1
-                    return heapq.heappop(self.retries).task
-                if self.feed:
-                    self.in_hand += 1
-                    if len(self.feed) <= self.feed_limit // 2:
-                        self.results.put(_MORE)  # wake the calling thread to top up
-                    return _Task(self.feed.popleft())
+                task = self._take(now)
+                if task is not None:
+                    return task
                 if self.exhausted and not self.retries and self.in_hand == 0:
                     return None
                 self.cond.wait(self.retries[0].due - now if self.retries else None)
             return None
+
+    def task_at_hand(self) -> _Task | None:
+        """Take a due retry or a new job if one is there right now; never wait."""
+        with self.cond:
+            if self.halt.is_set():
+                return None
+            return self._take(time.monotonic())
+
+    def _take(self, now: float) -> _Task | None:
+        # With self.cond held.
+        if self.retries and self.retries[0].due <= now:
+            self.in_hand += 1
+            return heapq.heappop(self.retries).task
+        if self.feed:
+            self.in_hand += 1
+            if len(self.feed) <= self.feed_limit // 2:
+                self.results.put(_MORE)  # wake the calling thread to top up
+            return _Task(self.feed.popleft())
+        return None
 
     def requeue(self, task: _Task, delay: float) -> None:
         with self.cond:
@@ -216,33 +251,36 @@ class _Worker:
     def __init__(self, run: _Run, channel: Channel | None) -> None:
         self.run = run
         self.channel = channel
+        self.pipe: PipeliningChannel | None = None  # the channel, if it can pipeline
         self.sent_on_channel = 0
+        self.held: list[_Task] = []  # taken and not yet reported or requeued
+        self.adopt(channel)
 
     def __call__(self) -> None:
         run = self.run
         try:
             while (task := run.next_task()) is not None:
+                self.held.append(task)
                 if not self.channel_usable():
                     try:
                         self.connect()
                     except DeliveryError as exc:
                         # Let another worker have the job while this one waits to reconnect.
-                        run.requeue(task, 0.0)
+                        self.requeue(task, 0.0)
                         self.reconnect(exc)
                         continue
-                try:
-                    self.process(task)
-                except BaseException:
-                    run.finish(task, None)
-                    raise
+                self.process(task)
         except _GiveUp as exc:
             run.gave_up.append(exc.error)
         except BaseException as exc:  # handed to the calling thread, which re-raises it
             run.errors.append(exc)
             run.stop()
         finally:
+            for task in self.held:  # taken, but never sent or never answered
+                run.finish(task, None)
+            self.held.clear()
             if self.channel is not None:
-                self.channel.close()
+                self.channel.close()  # mid-transaction it hangs up without ".": not delivered
             run.results.put(_DONE)
 
     def process(self, task: _Task) -> None:
@@ -255,35 +293,130 @@ class _Worker:
         if run.limiter is not None:
             wait = run.limiter.reserve()
             if wait > 0 and run.halt.wait(wait):
-                run.finish(task, None)  # stopped before it was sent: not reported
+                self.finish(task, None)  # stopped before it was sent: not reported
                 return
         if run.halt.is_set():
-            run.finish(task, None)
+            self.finish(task, None)
             return
         task.attempts += 1
+        if self.pipe is not None:
+            self.chain(self.pipe, task, data)
+            return
         try:
             reply = channel.send(job.sender, job.recipient, data)
         except ConnectionLost as exc:
-            self.drop_channel()
-            task.lost += 1
-            if task.lost >= MAX_LOST_CONNECTIONS_PER_JOB:
-                lost = Reply(421, "4.4.2", f"connection lost before the reply ({exc})")
-                run.finish(task, self.result(task, Outcome.TEMPORARY, lost))
-            else:
-                task.data = data  # resend the same bytes: same Message-ID if it did arrive
-                run.requeue(task, 0.0)
+            self.lost(task, data, exc)
             return
+        self.settle(task, reply)
+
+    def chain(self, pipe: PipeliningChannel, task: _Task, data: bytes) -> None:
+        """Send `task`, then while work is at hand the next tasks, one round trip each.
+
+        RFC 2920 3.1: the next transaction's MAIL, RCPT and DATA may follow a body in the same
+        write. Each body still waits for the previous one's final reply (so at most one message
+        is unacknowledged), each reply is reported before anything else is read, and a next
+        job is taken only if it is there without waiting and may be sent now (rate limit,
+        max_per_connection), so its body always follows its 354 at once.
+        """
+        run = self.run
+        job = task.job
+        try:
+            refused = pipe.begin(job.sender, job.recipient)
+        except ConnectionLost as exc:
+            self.lost(task, data, exc)
+            return
+        if refused is not None:
+            self.settle(task, refused)
+            return
+        while True:  # task's DATA was answered 354: its body is due now
+            follower = self.follower()
+            if follower is None:
+                try:
+                    reply = pipe.finish(data)
+                except ConnectionLost as exc:
+                    self.lost(task, data, exc)
+                    return
+                self.settle(task, reply)
+                return
+            after = follower.job
+            follower_data = follower.data if follower.data is not None else after.build()
+            try:
+                reply = pipe.finish(data, (after.sender, after.recipient))
+            except ConnectionLost as exc:
+                self.lost(task, data, exc)
+                self.requeue(follower, 0.0)  # its envelope was never answered: not an attempt
+                return
+            self.settle(task, reply)  # reported before reading on
+            if self.channel is not pipe:  # 421 to the body: the follower was never started
+                self.requeue(follower, 0.0)
+                return
+            task, data = follower, follower_data
+            task.attempts += 1
+            try:
+                refused = pipe.pipelined()
+            except ConnectionLost as exc:
+                self.lost(task, data, exc)
+                return
+            if refused is not None:
+                self.settle(task, refused)
+                return
+            if run.halt.is_set():
+                # Stopped before this body went out: hang up without "." so it is discarded.
+                self.drop_channel()
+                self.finish(task, None)
+                return
+
+    def follower(self) -> _Task | None:
+        """Take the next task for this channel if one can be sent right now, without waiting."""
+        run = self.run
+        limit = run.transport.max_per_connection
+        if limit and self.sent_on_channel + 1 >= limit:
+            return None  # the message being sent is this channel's last
+        limiter = run.limiter
+        if limiter is not None and not limiter.ready():
+            return None
+        task = run.task_at_hand()
+        if task is None:
+            return None
+        self.held.append(task)
+        if limiter is not None and not limiter.try_reserve():  # another worker was quicker
+            self.requeue(task, 0.0)
+            return None
+        return task
+
+    def settle(self, task: _Task, reply: Reply) -> None:
+        """Act on the reply that ended the task's transaction: report it, or retry later."""
+        run = self.run
         self.sent_on_channel += 1
-        if not channel.is_open:  # 421 or a failed RSET
+        if self.channel is not None and not self.channel.is_open:  # 421 or a failed RSET
             self.drop_channel()
         outcome = reply.outcome
         if outcome is Outcome.TEMPORARY and task.deferrals < len(run.retry_delays):
             delay = run.retry_delays[task.deferrals]
             task.deferrals += 1
             task.data = None  # rebuilt when due, so waiting jobs hold no message bytes
-            run.requeue(task, delay)
+            self.requeue(task, delay)
             return
-        run.finish(task, self.result(task, outcome, reply))
+        self.finish(task, self.result(task, outcome, reply))
+
+    def lost(self, task: _Task, data: bytes, exc: ConnectionLost) -> None:
+        """The connection died before the task's final reply: send it again, up to a limit."""
+        self.drop_channel()
+        task.lost += 1
+        if task.lost >= MAX_LOST_CONNECTIONS_PER_JOB:
+            lost = Reply(421, "4.4.2", f"connection lost before the reply ({exc})")
+            self.finish(task, self.result(task, Outcome.TEMPORARY, lost))
+        else:
+            task.data = data  # resend the same bytes: same Message-ID if it did arrive
+            self.requeue(task, 0.0)
+
+    def finish(self, task: _Task, result: Result | None) -> None:
+        self.held.remove(task)
+        self.run.finish(task, result)
+
+    def requeue(self, task: _Task, delay: float) -> None:
+        self.held.remove(task)
+        self.run.requeue(task, delay)
 
     @staticmethod
     def result(task: _Task, outcome: Outcome, reply: Reply) -> Result:
@@ -300,12 +433,18 @@ class _Worker:
     def drop_channel(self) -> None:
         if self.channel is not None:
             self.channel.close()
-        self.channel = None
+        self.channel = self.pipe = None
+
+    def adopt(self, channel: Channel | None) -> None:
+        self.channel = channel
+        self.pipe = None
+        if isinstance(channel, PipeliningChannel) and channel.pipelining:
+            self.pipe = channel
 
     def connect(self) -> None:
         """Replace the channel by a fresh one; raise DeliveryError if that fails."""
         self.drop_channel()
-        self.channel = self.run.transport.open()
+        self.adopt(self.run.transport.open())
         self.sent_on_channel = 0
         with self.run.lock:
             self.run.connections += 1
@@ -340,7 +479,9 @@ def deliver(
     `on_result` is called in the calling thread, one result at a time, as soon as a worker has
     the final reply (for ACCEPTED: right after the server's 250), so it needs no locking and
     may use a SQLite connection made in this thread. `jobs` is also iterated only in this
-    thread, lazily: at most 2 x `connections` jobs wait in memory, plus those waiting to retry.
+    thread, lazily: at most 2 x `connections` jobs wait in memory, plus those waiting to retry
+    and at most two per worker (the message awaiting its reply and, over SMTP with
+    PIPELINING, the next one whose MAIL, RCPT and DATA went out behind its body).
 
     Raises DeliveryError before anything is sent if the first channel cannot be opened (login
     refused, TLS failure), and later if no worker can reconnect; jobs without a Result were

@@ -16,7 +16,7 @@ import ssl
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from nieuwsbrief.errors import ConfigError, DeliveryError
 
@@ -91,6 +91,29 @@ class Channel(Protocol):
 
     def close(self) -> None:
         """Say goodbye and release the connection; never raises."""
+        ...
+
+
+@runtime_checkable
+class PipeliningChannel(Channel, Protocol):
+    """A channel that can send the next envelope right behind a body (SMTP with PIPELINING).
+
+    `send` is `begin` + `finish`. Between `begin` returning None and `finish`, the server
+    waits for the body: send it at once, or close the channel (which then discards it).
+    """
+
+    pipelining: bool  # whether finish(then=...) may be used on this channel
+
+    def begin(self, sender: str, recipient: str) -> Reply | None:
+        """Open a transaction; None when the body is due, else the refusal."""
+        ...
+
+    def finish(self, data: bytes, then: tuple[str, str] | None = None) -> Reply:
+        """Send the body (and `then`'s envelope behind it); return the final reply."""
+        ...
+
+    def pipelined(self) -> Reply | None:
+        """Read the replies to `then`'s envelope; like begin()."""
         ...
 
 
@@ -199,6 +222,10 @@ class SmtpConnection:
         self.params = params
         self._smtp: smtplib.SMTP | None = smtp
         self.pipelining = smtp.has_extn("pipelining")
+        self._in_data = False  # DATA was answered 354: the body is due
+        # After finish(then=...): True while the next envelope's replies are unread, or the
+        # reply that refused it without sending it.
+        self._next: Reply | bool | None = None
 
     @classmethod
     def open(cls, params: SmtpParams) -> SmtpConnection:
@@ -278,53 +305,119 @@ class SmtpConnection:
 
     def send(self, sender: str, recipient: str, data: bytes) -> Reply:
         """Send one message to one recipient, pipelined when the server offers it (RFC 2920)."""
+        refused = self.begin(sender, recipient)
+        if refused is not None:
+            return refused
+        return self.finish(data)
+
+    # A message in two steps, so that the next one can ride along (RFC 2920 3.1): begin() opens
+    # the transaction; finish(data, then=next envelope) sends the body and, in the same write,
+    # the next transaction's MAIL, RCPT and DATA; pipelined() reads the replies to those.
+
+    def begin(self, sender: str, recipient: str) -> Reply | None:
+        """Send MAIL, RCPT and DATA; None: the server said 354 and the body must follow now.
+
+        Otherwise return the reply that ended the transaction; the connection has then been
+        reset (RSET) or, after 421, closed.
+        """
         if not (_address_ok(sender) and _address_ok(recipient)):
             # Addresses arrive validated and IDNA-encoded; this guards the command line itself.
-            return Reply(553, "5.1.3", f"address not usable in an SMTP command: {recipient!r}")
+            return _unusable(recipient)
+        smtp = self._live()
+        try:
+            if self.pipelining:
+                smtp.send(_envelope_commands(sender, recipient))
+                return self._envelope_replies(smtp)
+            return self._lock_step_envelope(smtp, sender, recipient)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise self._lost(exc) from exc
+
+    def finish(self, data: bytes, then: tuple[str, str] | None = None) -> Reply:
+        """Send the body of the open transaction; return the server's final reply.
+
+        With `then` = (sender, recipient), which needs PIPELINING, that next transaction's MAIL,
+        RCPT and DATA go out right behind the body; call pipelined() for their replies unless
+        the connection closed (421). Raise ConnectionLost if the body was not acknowledged.
+        """
+        if not self._in_data:
+            raise RuntimeError("finish() without a transaction opened by begin()")
+        smtp = self._live()
+        payload = _dot_stuff(data)
+        if then is not None:
+            if not self.pipelining:
+                raise RuntimeError("the server does not offer PIPELINING")
+            sender, recipient = then
+            if _address_ok(sender) and _address_ok(recipient):
+                payload += _envelope_commands(sender, recipient)
+                self._next = True  # replies pending: the 421 / lost paths below clear it
+            else:
+                self._next = _unusable(recipient)
+        try:
+            smtp.send(payload)
+            self._in_data = False
+            final = self._reply(smtp)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise self._lost(exc) from exc
+        if final.outcome is not Outcome.ACCEPTED and self._next is not True and self.is_open:
+            self._reset(smtp)
+        return final
+
+    def pipelined(self) -> Reply | None:
+        """Read the replies to the envelope that finish(then=...) sent; like begin()."""
+        pending, self._next = self._next, None
+        if isinstance(pending, Reply):
+            return pending
+        if pending is not True:
+            raise RuntimeError("pipelined() without an envelope sent by finish(then=...)")
+        smtp = self._live()
+        try:
+            return self._envelope_replies(smtp)
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise self._lost(exc) from exc
+
+    def _live(self) -> smtplib.SMTP:
         smtp = self._smtp
         if smtp is None:
             raise ConnectionLost(f"connection to {self.params.where} is closed")
-        try:
-            failed = self._envelope(smtp, sender, recipient)
-            if failed is None:
-                smtp.send(_dot_stuff(data))
-                final = self._reply(smtp)
-                if final.outcome is Outcome.ACCEPTED or not self.is_open:
-                    return final
-                failed = final
-            if self.is_open:
-                self._reset(smtp)
-            return failed
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self._drop()
-            raise ConnectionLost(f"{self.params.where}: {exc or type(exc).__name__}") from exc
+        return smtp
 
-    def _envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> Reply | None:
-        """Run MAIL, RCPT and DATA; return the reply that ended the transaction, None on 354."""
-        commands = [f"MAIL FROM:<{sender}>\r\n", f"RCPT TO:<{recipient}>\r\n", "DATA\r\n"]
-        expected = (250, 250, 354)
+    def _lost(self, exc: BaseException) -> ConnectionLost:
+        self._drop()
+        return ConnectionLost(f"{self.params.where}: {exc or type(exc).__name__}")
+
+    def _envelope_replies(self, smtp: smtplib.SMTP) -> Reply | None:
+        """Read the replies to a pipelined MAIL, RCPT, DATA; None on 250, 250, 354."""
+        # RFC 2920 3.1: the client MUST check every reply of the batch.
         failed: Reply | None = None
-        if self.pipelining:
-            smtp.send("".join(commands).encode("ascii"))
-            # RFC 2920 3.1: the client MUST check every reply of the batch.
-            for want in expected:
-                code, message = smtp.getreply()
-                if code == want or (want == 250 and code == 251):
-                    if want == 354 and failed is not None:
-                        # DATA was accepted although MAIL or RCPT was not: end the empty message.
-                        smtp.send(b".\r\n")
-                        self._reply(smtp)
-                    continue  # the usual case: no need to parse the reply text
-                reply = self._parsed(code, message)
-                if not self.is_open:  # 421: the server has gone
-                    return reply
-                failed = failed or reply
-            return failed
-        for command, want in zip(commands, expected, strict=True):
+        for want in (250, 250, 354):
+            code, message = smtp.getreply()
+            if code == want or (want == 250 and code == 251):
+                if want == 354 and failed is not None:
+                    # DATA was accepted although MAIL or RCPT was not: end the empty message.
+                    smtp.send(b".\r\n")
+                    self._reply(smtp)
+                continue  # the usual case: no need to parse the reply text
+            reply = self._parsed(code, message)
+            if not self.is_open:  # 421: the server has gone
+                return reply
+            failed = failed or reply
+        if failed is None:
+            self._in_data = True
+        elif self.is_open:
+            self._reset(smtp)
+        return failed
+
+    def _lock_step_envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> Reply | None:
+        """Run MAIL, RCPT and DATA one at a time; None on 354."""
+        commands = [f"MAIL FROM:<{sender}>\r\n", f"RCPT TO:<{recipient}>\r\n", "DATA\r\n"]
+        for command, want in zip(commands, (250, 250, 354), strict=True):
             smtp.send(command.encode("ascii"))
             reply = self._reply(smtp)
             if reply.code != want and not (want == 250 and reply.code == 251):
+                if self.is_open:
+                    self._reset(smtp)
                 return reply
+        self._in_data = True
         return None
 
     def _reply(self, smtp: smtplib.SMTP) -> Reply:
@@ -347,12 +440,28 @@ class SmtpConnection:
 
     def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None
+        self._in_data, self._next = False, None
         _quietly_close(smtp, quit=False)
 
     def close(self) -> None:
-        """Send QUIT and close the socket; never raises."""
+        """Send QUIT and close the socket; never raises.
+
+        In the middle of a transaction (after 354, or with pipelined commands unanswered) it
+        closes without QUIT or ".": the server then discards the unfinished message.
+        """
+        if self._in_data or self._next is not None:
+            self._drop()
+            return
         smtp, self._smtp = self._smtp, None
         _quietly_close(smtp)
+
+
+def _envelope_commands(sender: str, recipient: str) -> bytes:
+    return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii")
+
+
+def _unusable(recipient: str) -> Reply:
+    return Reply(553, "5.1.3", f"address not usable in an SMTP command: {recipient!r}")
 
 
 def _quietly_close(smtp: smtplib.SMTP | None, *, quit: bool = True) -> None:
