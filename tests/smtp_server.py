@@ -129,7 +129,10 @@ class _Handler:
         message = Received(
             mail_from=envelope.mail_from,
             rcpt_tos=tuple(envelope.rcpt_tos),
-            data=envelope.content,
+            # headers_only: keep the header block, so 10,000 messages do not fill the memory.
+            data=envelope.content.split(b"\r\n\r\n", 1)[0]
+            if owner.headers_only
+            else envelope.content,
             session=server.nb_session,
             pipelined=getattr(envelope, "nb_pipelined", False),
             chained=chained,
@@ -183,6 +186,7 @@ class SmtpServer:
         drop_after: int | None = None,
         drop_keeps_message: bool = False,
         mail_faults: dict[int, str] | None = None,
+        headers_only: bool = False,
     ) -> None:
         """Configure the server; `drop_after=N` hangs up on the N+1th message of each session.
 
@@ -199,6 +203,7 @@ class SmtpServer:
         self.drops = 0
         self.drops_chained = 0  # hang-ups while the next envelope was already waiting
         self.mail_faults = dict(mail_faults or {})
+        self.headers_only = headers_only
         self._mails = 0
         self.port = 0
         self.client_context: ssl.SSLContext | None = None

@@ -436,3 +436,34 @@ def test_send_refuses_an_issue_that_fails_the_check_unless_forced(
     assert code == 0, err
     assert "sending despite" in err
     assert len(smtp_server.messages) == 3
+
+
+def test_ten_thousand_subscribers_each_get_exactly_one_message(
+    example_copy: Path, tmp_path: Path, make_smtp_server: object
+) -> None:
+    """The issue's 'done when': the example to 10,000 over a real server, one each."""
+    count = 10_000
+    server = make_smtp_server(pipelining=True, headers_only=True)  # type: ignore[operator]
+    subscribers = write_list(tmp_path / "lijst.csv", members(count))
+    env = {
+        **os.environ,
+        "NIEUWSBRIEF_SMTP_HOST": server.host,
+        "NIEUWSBRIEF_SMTP_PORT": str(server.port),
+        "NIEUWSBRIEF_SMTP_SECURITY": "none",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "nieuwsbrief", "send", str(example_copy), "--subscribers",
+         str(subscribers), "--yes"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert f"Delivered: {count}" in run.stdout
+    received = server.messages
+    assert Counter(r for m in received for r in m.rcpt_tos) == Counter(a for _, a in members(count))
+    headers = [parsed(m.data + b"\r\n\r\n") for m in received]
+    assert all(
+        h["To"].addresses[0].addr_spec == m.rcpt_tos[0]
+        for h, m in zip(headers, received, strict=True)
+    )
+    assert len({h["Message-ID"] for h in headers}) == count
+    assert all(h["List-Unsubscribe-Post"] is None for h in headers)  # no https URL configured
