@@ -232,7 +232,7 @@ class SmtpServer:
                 # TLS the whole session is encrypted anyway.
                 auth_require_tls=self.tls == "starttls",
             )
-        self.port = _free_port()
+        self.port = self.port or _free_port()  # a preset port: restart "the same" server
         self._controller = _Controller(_Handler(self), hostname=self.host, port=self.port, **kwargs)
         self._controller.start()
         return self

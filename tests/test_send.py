@@ -467,3 +467,50 @@ def test_ten_thousand_subscribers_each_get_exactly_one_message(
     )
     assert len({h["Message-ID"] for h in headers}) == count
     assert all(h["List-Unsubscribe-Post"] is None for h in headers)  # no https URL configured
+
+
+def test_server_gone_mid_send_says_how_to_resume_and_resumes(
+    example_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nieuwsbrief.errors import DeliveryError
+
+    server = SmtpServer().start()
+    smtp_env(monkeypatch, server)
+    subscribers = write_list(tmp_path / "lijst.csv", members(30))
+    settings = load_settings()
+    request = SendRequest(
+        issue_dir=example_copy,
+        subscribers_path=subscribers,
+        connections=1,
+        reconnect_delays=(0.01, 0.01),
+    )
+
+    def progress(done: int, total: int) -> None:
+        if done == 10:
+            server.stop()  # the relay goes away for good
+
+    with pytest.raises(DeliveryError, match="run the same command again to send to the rest"):
+        send_issue(
+            request,
+            settings,
+            lambda prefix: _factory_maker(settings, prefix),
+            confirm=lambda plan: True,
+            progress=progress,
+        )
+    first = server.recipients()
+    assert 10 <= len(first) < 30
+
+    replacement = SmtpServer()
+    replacement.port = server.port  # the relay is back, at the same address
+    replacement.start()
+    try:
+        report = send_issue(
+            request,
+            settings,
+            lambda prefix: _factory_maker(settings, prefix),
+            confirm=lambda plan: True,
+        )
+        assert report.plan.already_sent == len(first)
+        assert sorted(first + replacement.recipients()) == sorted(a for _, a in members(30))
+    finally:
+        replacement.stop()

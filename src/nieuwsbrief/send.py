@@ -47,6 +47,7 @@ class SendRequest:
     retry_failed: bool = False
     force: bool = False
     retry_delays: tuple[float, ...] = (2, 10, 30, 60, 120)  # seconds between 4xx retries
+    reconnect_delays: tuple[float, ...] = (1, 5, 15)  # seconds before reconnecting
 
     @property
     def issue(self) -> str:
@@ -332,15 +333,19 @@ def _deliver(
             connections=request.connections,
             rate=request.rate,
             retry_delays=request.retry_delays,
+            reconnect_delays=request.reconnect_delays,
             stop=stop,
         )
     except KeyboardInterrupt:
         report.interrupted = True
-    except DeliveryError:
+    except DeliveryError as exc:
         if not done:
             raise  # nothing was sent: a plain error
         report.interrupted = True
-        raise
+        raise DeliveryError(
+            f"{exc}; {report.delivered} of {total} were delivered before that and are recorded "
+            "in the ledger: run the same command again to send to the rest"
+        ) from None
     finally:
         report.elapsed = time.monotonic() - started
         if report.failed or report.deferred:
