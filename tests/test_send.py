@@ -489,7 +489,9 @@ def test_server_gone_mid_send_says_how_to_resume_and_resumes(
         if done == 10:
             server.stop()  # the relay goes away for good
 
-    with pytest.raises(DeliveryError, match="run the same command again to send to the rest"):
+    with pytest.raises(
+        DeliveryError, match="run the same command again to send to the rest"
+    ) as err:
         send_issue(
             request,
             settings,
@@ -497,6 +499,7 @@ def test_server_gone_mid_send_says_how_to_resume_and_resumes(
             confirm=lambda plan: True,
             progress=progress,
         )
+    assert err.value.exit_code == 1  # partly sent
     first = server.recipients()
     assert 10 <= len(first) < 30
 

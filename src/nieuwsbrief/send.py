@@ -342,10 +342,12 @@ def _deliver(
         if not done:
             raise  # nothing was sent: a plain error
         report.interrupted = True
-        raise DeliveryError(
+        partial = DeliveryError(
             f"{exc}; {report.delivered} of {total} were delivered before that and are recorded "
             "in the ledger: run the same command again to send to the rest"
-        ) from None
+        )
+        partial.exit_code = 1  # some were sent: not "nothing happened" (2)
+        raise partial from None
     finally:
         report.elapsed = time.monotonic() - started
         if report.failed or report.deferred:
