@@ -229,17 +229,20 @@ def test_stop_finishes_messages_in_flight_and_reports_exactly_what_was_sent() ->
     assert len(pulled) < 1_000  # jobs are pulled lazily, not materialised
 
 
-def test_a_failure_while_building_aborts_the_run() -> None:
+def with_a_broken_job() -> Iterator[Job]:
+    """Three jobs, one whose message cannot be built, three more."""
+
     def broken() -> bytes:
         raise ContentError("issues/2012-05/agenda.yaml", "no date", line=3)
 
-    def source() -> Iterator[Job]:
-        yield from jobs(3)
-        yield Job("kapot@example.nl", "kapot@example.nl", SENDER, broken)
-        yield from jobs(3)
+    yield from jobs(3)
+    yield Job("kapot@example.nl", "kapot@example.nl", SENDER, broken)
+    yield from jobs(3)
 
+
+def test_a_failure_while_building_aborts_the_run() -> None:
     with SmtpServer() as server, pytest.raises(ContentError, match=r"agenda\.yaml:3: no date"):
-        deliver(source(), smtp(server), connections=1, on_result=Collector())
+        deliver(with_a_broken_job(), smtp(server), connections=1, on_result=Collector())
     assert "kapot@example.nl" not in server.recipients()
 
 
@@ -444,18 +447,10 @@ def test_pipelined_stop_reports_exactly_what_was_sent() -> None:
 
 
 def test_a_build_failure_of_the_next_job_abandons_the_open_transaction() -> None:
-    def broken() -> bytes:
-        raise ContentError("issues/2012-05/agenda.yaml", "no date", line=3)
-
-    def source() -> Iterator[Job]:
-        yield from jobs(3)
-        yield Job("kapot@example.nl", "kapot@example.nl", SENDER, broken)
-        yield from jobs(3)
-
     collect = Collector()
     started = time.monotonic()
     with SmtpServer(pipelining=True) as server, pytest.raises(ContentError, match="no date"):
-        deliver(source(), smtp(server, timeout=5.0), connections=1, on_result=collect)
+        deliver(with_a_broken_job(), smtp(server, timeout=5.0), connections=1, on_result=collect)
     assert time.monotonic() - started < 3.0  # hung up at once, no QUIT into an open DATA
     time.sleep(0.1)
     # Whatever the server took was reported, and nothing else; the broken job never went out.

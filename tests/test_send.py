@@ -57,6 +57,17 @@ def send_cli(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def send_process(
+    issue: Path, subscribers: Path, env: dict[str, str], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run `nieuwsbrief send ISSUE --subscribers LIST --yes` as a real process."""
+    command = [sys.executable, "-m", "nieuwsbrief", "send", str(issue), "--subscribers",
+               str(subscribers), "--yes"]  # fmt: skip
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+    )
+
+
 def parsed(data: bytes) -> EmailMessage:
     message = email.message_from_bytes(data, policy=policy.default)
     assert isinstance(message, EmailMessage)
@@ -219,22 +230,14 @@ def test_starttls_and_auth_in_a_real_process(
         "NIEUWSBRIEF_SMTP_USER": "nieuwsbrief",
         "NIEUWSBRIEF_SMTP_PASSWORD": "s3cret-PW!",
     }
-    run = subprocess.run(
-        [sys.executable, "-m", "nieuwsbrief", "send", str(example_copy), "--subscribers",
-         str(subscribers), "--yes"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
-    )  # fmt: skip
+    run = send_process(example_copy, subscribers, env, tmp_path, timeout=120)
     assert run.returncode == 0, run.stderr
     assert len(server.recipients()) == 5
     assert "s3cret-PW!" not in run.stdout + run.stderr
 
     env["NIEUWSBRIEF_SMTP_PASSWORD"] = "wrong-password-42"
     env["NIEUWSBRIEF_LEDGER_DB"] = str(tmp_path / "other-ledger.sqlite")
-    run = subprocess.run(
-        [sys.executable, "-m", "nieuwsbrief", "send", str(example_copy), "--subscribers",
-         str(subscribers), "--yes"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
-    )  # fmt: skip
+    run = send_process(example_copy, subscribers, env, tmp_path, timeout=120)
     assert run.returncode == 2
     assert "refused the login for 'nieuwsbrief'" in run.stderr
     assert "wrong-password-42" not in run.stdout + run.stderr
@@ -451,11 +454,7 @@ def test_ten_thousand_subscribers_each_get_exactly_one_message(
         "NIEUWSBRIEF_SMTP_PORT": str(server.port),
         "NIEUWSBRIEF_SMTP_SECURITY": "none",
     }
-    run = subprocess.run(
-        [sys.executable, "-m", "nieuwsbrief", "send", str(example_copy), "--subscribers",
-         str(subscribers), "--yes"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
-    )  # fmt: skip
+    run = send_process(example_copy, subscribers, env, tmp_path, timeout=600)
     assert run.returncode == 0, run.stderr
     assert f"Delivered: {count}" in run.stdout
     received = server.messages
