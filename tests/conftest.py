@@ -1,4 +1,10 @@
-"""Shared fixtures: a copy of the example issue, a fixed signing secret, a CLI runner."""
+"""Shared fixtures: a test newsletter home, a copy of the example issue, a fixed secret.
+
+The tests never read the live issues/ folder: tests/fixtures/home is the suite's own newsletter
+home (a frozen copy of the May 2012 example), so marketing edits there cannot turn CI red.
+Every test's `tmp_path` is a newsletter home (it holds a nieuwsbrief.toml); the current folder
+is another temporary folder, outside any home.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,11 @@ from nieuwsbrief.message import MessageFactory, make_factory
 from nieuwsbrief.model import Brand, RenderedIssue
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_ISSUE = REPO / "issues" / "2012-05"
-EXAMPLE_AGENDA = REPO / "issues" / "agenda.yaml"
+EXAMPLE_HOME = REPO / "tests" / "fixtures" / "home"
+EXAMPLE_ISSUE = EXAMPLE_HOME / "issues" / "2012-05"
+EXAMPLE_AGENDA = EXAMPLE_HOME / "issues" / "agenda.yaml"
+HOME_CONFIG = '# a test newsletter home\nname = "Testnieuwsbrief"\n'
+
 TEST_SECRET = "test-secret-0123456789-abcdefghijklmnop"
 
 
@@ -68,9 +77,15 @@ def _isolated_settings(
     yield
 
 
+@pytest.fixture(autouse=True)
+def _tmp_path_is_a_home(tmp_path: Path) -> None:
+    """Make every test's tmp_path a newsletter home, as `nieuwsbrief init` would."""
+    (tmp_path / "nieuwsbrief.toml").write_text(HOME_CONFIG, encoding="utf-8")
+
+
 @pytest.fixture
 def example_copy(tmp_path: Path) -> Path:
-    """Return a private copy of issues/ (the example issue and its agenda); the issue folder."""
+    """Copy the test home's issues/ into tmp_path (a home); return the example issue folder."""
     target = tmp_path / "issues"
     target.mkdir()
     shutil.copytree(EXAMPLE_ISSUE, target / "2012-05", ignore=shutil.ignore_patterns("out"))

@@ -16,12 +16,12 @@ SECRET = "s" * 40
 
 
 def load(tmp_path: Path, **environ: str) -> Settings:
-    return load_settings(environ, env_file=None, cwd=tmp_path)
+    return load_settings(environ, env_file=None, home=tmp_path, create_secret=True)
 
 
 def config_error(tmp_path: Path, env_file: Path | None = None, **environ: str) -> str:
     with pytest.raises(ConfigError) as info:
-        load_settings(environ, env_file=env_file, cwd=tmp_path)
+        load_settings(environ, env_file=env_file, home=tmp_path, create_secret=True)
     return str(info.value)
 
 
@@ -38,12 +38,13 @@ def test_defaults_with_empty_environment(tmp_path: Path) -> None:
     assert settings.reply_to is None
     assert settings.unsubscribe_mailto is None
     assert settings.unsubscribe_url is None
-    assert settings.outbox_dir == tmp_path / "outbox"
-    assert settings.suppression_path == tmp_path / "suppression.sqlite"
-    assert settings.ledger_path == tmp_path / "ledger.sqlite"
-    assert settings.secret_path == tmp_path / ".nieuwsbrief-secret"
+    # State lives in the home's state folder, never in the current folder.
+    assert settings.outbox_dir == tmp_path / "state" / "outbox"
+    assert settings.suppression_path == tmp_path / "state" / "suppression.sqlite"
+    assert settings.ledger_path == tmp_path / "state" / "ledger.sqlite"
+    assert settings.secret_path == tmp_path / "state" / "secret"
     assert settings.max_per_connection == 0
-    assert settings.server_label == "local outbox ./outbox"
+    assert settings.server_label == f"local outbox {tmp_path / 'state' / 'outbox'}"
     assert settings.env_path is None
 
 
@@ -76,7 +77,7 @@ def test_full_smtp_configuration(tmp_path: Path) -> None:
     assert settings.ledger_path == Path("/var/lib/nb/ledger.sqlite")
     assert settings.max_per_connection == 100
     # A secret from the environment means no file is written.
-    assert not (tmp_path / ".nieuwsbrief-secret").exists()
+    assert not (tmp_path / "state" / "secret").exists()
     assert settings.notices == ()
 
 
@@ -105,20 +106,20 @@ def test_env_file_is_read_and_environment_wins(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     environ = {"NIEUWSBRIEF_SMTP_PORT": "2526", "NIEUWSBRIEF_OUTBOX": "", "PATH": "/bin"}
-    settings = load_settings(environ, cwd=tmp_path)
+    settings = load_settings(environ, home=tmp_path, create_secret=True)
 
     assert settings.env_path == tmp_path / ".env"
     assert settings.smtp_host == "smtp.example.nl"
     assert settings.smtp_port == 2526
     assert settings.from_address == "Bureau | Kennis <nieuwsbrief@bureau-kennis.net>"
     # Set-but-empty in the environment still overrides .env, and then means "default".
-    assert settings.outbox_dir == tmp_path / "outbox"
+    assert settings.outbox_dir == tmp_path / "state" / "outbox"
 
 
 def test_environment_is_not_modified(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("NIEUWSBRIEF_SMTP_HOST=smtp.example.nl\n", encoding="utf-8")
     before = dict(os.environ)
-    load_settings(None, cwd=tmp_path)
+    load_settings(None, home=tmp_path, create_secret=True)
 
     assert dict(os.environ) == before
 
@@ -158,7 +159,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         assert sum(line.startswith(f"  {variable}: ") for line in lines) == 1, variable
     assert len(lines) == 11  # heading, nine problems, what to do
     # A failed load writes nothing.
-    assert not (tmp_path / ".nieuwsbrief-secret").exists()
+    assert not (tmp_path / "state" / "secret").exists()
 
 
 @pytest.mark.parametrize(
@@ -203,7 +204,7 @@ def test_http_unsubscribe_url_only_on_loopback(tmp_path: Path) -> None:
 
 def test_secret_file_created_private_with_notice_then_reused(tmp_path: Path) -> None:
     first = load(tmp_path)
-    secret_path = tmp_path / ".nieuwsbrief-secret"
+    secret_path = tmp_path / "state" / "secret"
 
     assert stat.S_IMODE(secret_path.stat().st_mode) == 0o600
     assert secret_path.read_text(encoding="ascii").strip() == first.secret
@@ -227,7 +228,8 @@ def test_secret_file_location_from_setting(tmp_path: Path) -> None:
 
 
 def test_secret_file_readable_by_others_gives_warning(tmp_path: Path) -> None:
-    secret_path = tmp_path / ".nieuwsbrief-secret"
+    secret_path = tmp_path / "state" / "secret"
+    secret_path.parent.mkdir()
     secret_path.write_text(SECRET + "\n", encoding="ascii")
     secret_path.chmod(0o644)
     settings = load(tmp_path)
@@ -239,7 +241,8 @@ def test_secret_file_readable_by_others_gives_warning(tmp_path: Path) -> None:
 
 
 def test_short_secret_file_is_an_error(tmp_path: Path) -> None:
-    secret_path = tmp_path / ".nieuwsbrief-secret"
+    secret_path = tmp_path / "state" / "secret"
+    secret_path.parent.mkdir()
     secret_path.write_text("kort\n", encoding="ascii")
     secret_path.chmod(0o600)
 
@@ -268,7 +271,7 @@ def test_dotenv_with_password_readable_by_others_gives_warning(tmp_path: Path) -
         f"NIEUWSBRIEF_SMTP_USER=nb\nNIEUWSBRIEF_SMTP_PASSWORD={PASSWORD}\n", encoding="utf-8"
     )
     env_path.chmod(0o644)
-    settings = load_settings({"NIEUWSBRIEF_SECRET": SECRET}, cwd=tmp_path)
+    settings = load_settings({"NIEUWSBRIEF_SECRET": SECRET}, home=tmp_path, create_secret=True)
 
     assert settings.smtp_password == PASSWORD
     assert settings.notices == (
@@ -307,7 +310,7 @@ def test_password_and_secret_never_shown(tmp_path: Path) -> None:
     ]
     for environ in bad_configurations:
         with pytest.raises(ConfigError) as info:
-            load_settings(environ, env_file=None, cwd=tmp_path)
+            load_settings(environ, env_file=None, home=tmp_path, create_secret=True)
         assert PASSWORD not in str(info.value)
         assert PASSWORD[:10] not in str(info.value)
         assert PASSWORD not in repr(info.value)
@@ -326,7 +329,7 @@ def test_env_example_documents_every_setting_and_loads(tmp_path: Path) -> None:
         if line.startswith("# NIEUWSBRIEF_")
     )
     (tmp_path / ".env").write_text(uncommented, encoding="utf-8")
-    settings = load_settings({}, cwd=tmp_path)
+    settings = load_settings({}, home=tmp_path, create_secret=True)
 
     assert settings.server_label == "smtp.example.nl:587 (starttls)"
     assert settings.from_address == "Bureau | Kennis <nieuwsbrief@bureau-kennis.net>"

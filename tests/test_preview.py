@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from browser import browser_fixture
+from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, HOME_CONFIG
 from nieuwsbrief.compose import encoded_html_size
 from nieuwsbrief.message import MessageFactory, make_factory
 from nieuwsbrief.model import Brand, RenderedIssue
@@ -80,9 +81,11 @@ def _env() -> dict[str, str]:
 
 
 def _copy_issue(workdir: Path) -> Path:
+    """Copy the test home's example issue and agenda into `workdir`, a newsletter home."""
     issues = workdir / "issues"
-    shutil.copytree(ROOT / "issues" / "2012-05", issues / "2012-05")
-    shutil.copy(ROOT / "issues" / "agenda.yaml", issues / "agenda.yaml")
+    shutil.copytree(EXAMPLE_ISSUE, issues / "2012-05")
+    shutil.copy(EXAMPLE_AGENDA, issues / "agenda.yaml")
+    (workdir / "nieuwsbrief.toml").write_text(HOME_CONFIG, encoding="utf-8")
     return issues / "2012-05"
 
 
@@ -138,7 +141,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Preview]:
     """One preview for the read-only checks, with a subscriber list and one outbox message."""
     workdir = tmp_path_factory.mktemp("preview")
     (workdir / "abonnees.csv").write_text(SUBSCRIBERS_CSV, encoding="utf-8")
-    outbox = mailbox.Maildir(str(workdir / "outbox"), create=True)
+    (workdir / "state").mkdir(mode=0o700)
+    outbox = mailbox.Maildir(str(workdir / "state" / "outbox"), create=True)
     outbox.add(_outbox_message("Lezer <lezer@example.nl>", "Bericht uit de outbox", "Hallo lezer"))
     preview = start_preview(workdir, "--subscribers", str(workdir / "abonnees.csv"))
     yield preview
@@ -406,7 +410,7 @@ def test_outbox_messages_open_in_the_viewer(context: BrowserContext, served: Pre
     expect(page.locator("#headers")).to_contain_text("Subject: Bericht uit de outbox")
 
     # A message that arrives while the page is open shows up by itself.
-    outbox = mailbox.Maildir(str(served.workdir / "outbox"), create=False)
+    outbox = mailbox.Maildir(str(served.workdir / "state" / "outbox"), create=False)
     key = outbox.add(_outbox_message("tweede@example.nl", "Tweede bericht", "Nog een"))
     try:
         expect(rows).to_have_count(2, timeout=WAIT_MS)

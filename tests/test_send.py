@@ -21,8 +21,9 @@ from typer.testing import CliRunner
 from conftest import TEST_SECRET
 from nieuwsbrief.cli import _factory_maker, app
 from nieuwsbrief.config import load_settings
-from nieuwsbrief.ledger import Ledger
+from nieuwsbrief.home import find_home
 from nieuwsbrief.send import SendRequest, send_issue
+from nieuwsbrief.suppression import SuppressionList
 from nieuwsbrief.tokens import make_token
 from smtp_server import Fault, SmtpServer
 
@@ -75,7 +76,7 @@ def parsed(data: bytes) -> EmailMessage:
 
 
 def core_send(issue: Path, subscribers: Path, **options: object) -> object:
-    settings = load_settings()
+    settings = load_settings(home=find_home(issue), create_secret=True)
     request = SendRequest(
         issue_dir=issue, subscribers_path=subscribers, retry_delays=(0.05, 0.1), **options
     )  # type: ignore[arg-type]
@@ -190,12 +191,21 @@ def test_faults_4xx_retried_5xx_reported_and_the_rest_delivered(
     assert "lid00007@example.nl;refused;550 5.1.1 No such user" in failures
     assert "lid00011@example.nl;deferred;452 4.2.2 Mailbox full" in failures
 
-    # --retry-failed sends only to the two failures (the server has recovered now).
+    # "No such user" (5.1.1) is suppressed with the server's reply, so no issue tries it again.
+    assert report.suppressed_now == 1  # type: ignore[attr-defined]
+    entries = SuppressionList(tmp_path / "state" / "suppression.sqlite").entries()
+    assert [(e.address, e.source) for e in entries] == [("lid00007@example.nl", "bounce")]
+    assert "550 5.1.1 No such user" in entries[0].note
+
+    # --retry-failed sends only to the outstanding deferral (the server has recovered now);
+    # the suppressed address is skipped.
     server.faults.clear()
     report = core_send(example_copy, subscribers, retry_failed=True)
-    assert report.delivered == 2  # type: ignore[attr-defined]
-    assert Counter(server.recipients())["lid00007@example.nl"] == 1
-    assert len(server.recipients()) == 20
+    assert report.delivered == 1  # type: ignore[attr-defined]
+    assert report.plan.suppressed == 1  # type: ignore[attr-defined]
+    assert "lid00007@example.nl" not in server.recipients()
+    assert Counter(server.recipients())["lid00011@example.nl"] == 1
+    assert len(server.recipients()) == 19
 
 
 def test_dropped_connection_loses_nobody(
@@ -284,7 +294,7 @@ def test_no_terminal_and_no_yes_refuses(example_copy: Path, tmp_path: Path) -> N
     code, _out, err = send_cli(str(example_copy), "--subscribers", str(subscribers))
     assert code == 2
     assert "add --yes" in err
-    assert not (Path.cwd() / "outbox").exists()
+    assert not (tmp_path / "state").exists()  # refused before any state was touched
 
 
 def test_dry_run_connects_to_nothing(
@@ -296,8 +306,8 @@ def test_dry_run_connects_to_nothing(
     subscribers = write_list(tmp_path / "lijst.csv", members(25))
     code, out, err = send_cli(str(example_copy), "--subscribers", str(subscribers), "--dry-run")
     assert code == 0, err
-    assert "Dry run: built and checked 25 messages; nothing was sent." in out
-    assert Ledger(Path.cwd() / "ledger.sqlite").states("2012-05") == {}
+    assert "Dry run: built and checked 25 messages; nothing was sent and nothing was" in out
+    assert not (tmp_path / "state").exists()
 
 
 def test_proof_to_any_address_is_marked_and_not_recorded(
@@ -333,7 +343,8 @@ def test_changed_issue_is_refused_mid_send_unless_forced(
     more = write_list(tmp_path / "b.csv", members(6))
     code, _, err = send_cli(str(example_copy), "--subscribers", str(more), "--yes")
     assert code == 2
-    assert "issue '2012-05' changed since its send started" in err and "--force" in err
+    assert "issue 'issues/2012-05' changed since its send started" in err and "--force" in err
+    assert "changed: the article 02-bim.md." in err
     assert len(smtp_server.messages) == 3
     code, _out, err = send_cli(str(example_copy), "--subscribers", str(more), "--yes", "--force")
     assert code == 0, err
@@ -349,7 +360,7 @@ def test_zero_configuration_delivers_into_the_local_outbox(
     code, out, err = send_cli(str(example_copy), "--subscribers", str(subscribers), "--yes")
     assert code == 0, err
     assert "local outbox" in out + err
-    box = mailbox.Maildir(Path.cwd() / "outbox", create=False)
+    box = mailbox.Maildir(tmp_path / "state" / "outbox", create=False)
     assert sorted(str(m["To"]) for m in box) == sorted(f"{n} <{a}>" for n, a in members(4))
 
 
@@ -371,7 +382,7 @@ def test_merge_fields_reach_the_template(
     )
     smtp_env(monkeypatch, smtp_server)
     subscribers = write_list(tmp_path / "lijst.csv", members(2), extra="Gemeente <Ede> & Co")
-    settings = load_settings()
+    settings = load_settings(home=find_home(example_copy), create_secret=True)
     from nieuwsbrief import compose as compose_mod
 
     original = compose_mod.compose_issue
@@ -397,7 +408,7 @@ def test_stop_event_finishes_in_flight_and_resumes(
 ) -> None:
     smtp_env(monkeypatch, smtp_server)
     subscribers = write_list(tmp_path / "lijst.csv", members(40))
-    settings = load_settings()
+    settings = load_settings(home=find_home(example_copy), create_secret=True)
     stop = threading.Event()
 
     def progress(done: int, total: int) -> None:
@@ -476,7 +487,7 @@ def test_server_gone_mid_send_says_how_to_resume_and_resumes(
     server = SmtpServer().start()
     smtp_env(monkeypatch, server)
     subscribers = write_list(tmp_path / "lijst.csv", members(30))
-    settings = load_settings()
+    settings = load_settings(home=find_home(example_copy), create_secret=True)
     request = SendRequest(
         issue_dir=example_copy,
         subscribers_path=subscribers,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import stat
 import threading
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ def test_schema_wal_and_version(tmp_path: Path) -> None:
     SuppressionList(path)
     SuppressionList(path)  # opening again is fine
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"suppressed", "recipients"} <= tables
@@ -93,9 +94,65 @@ def test_not_a_database_names_the_file(tmp_path: Path) -> None:
         SuppressionList(path)
 
 
-def test_missing_folder_names_the_file(tmp_path: Path) -> None:
-    with pytest.raises(NieuwsbriefError, match="nope"):
+def test_missing_folder_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "s.sqlite"
+    SuppressionList(path).add("jan@example.nl", "staff")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_unusable_folder_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "nope").write_text("a file, not a folder")
+    with pytest.raises(NieuwsbriefError, match=r"nope/s\.sqlite: cannot create"):
         SuppressionList(tmp_path / "nope" / "s.sqlite")
+
+
+def test_first_schema_is_migrated_and_keeps_its_entries(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE suppressed (address TEXT PRIMARY KEY, added_at TEXT NOT NULL,
+                source TEXT NOT NULL CHECK (source IN ('one-click', 'web', 'mailto', 'staff',
+                'import')), note TEXT NOT NULL DEFAULT '');
+            CREATE TABLE recipients (recipient_id TEXT PRIMARY KEY, address TEXT NOT NULL,
+                first_seen TEXT NOT NULL);
+            INSERT INTO suppressed VALUES ('jan@example.nl', '2026-01-01T00:00:00+00:00',
+                'one-click', '');
+            PRAGMA user_version = 1;
+            """
+        )
+    conn.close()
+    db = SuppressionList(path)
+    assert db.add("weg@example.nl", "bounce", "550 5.1.1 no such user")  # a source v1 refused
+    assert [(e.address, e.source) for e in db.entries()] == [
+        ("jan@example.nl", "one-click"),
+        ("weg@example.nl", "bounce"),
+    ]
+
+
+def test_foreign_sqlite_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE klanten (naam TEXT)")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(NieuwsbriefError, match="not a suppression list; it was left untouched"):
+        SuppressionList(path)
+    assert path.read_bytes() == before
+
+
+def test_readonly_list_writes_nothing(tmp_path: Path) -> None:
+    missing = SuppressionList(tmp_path / "state" / "s.sqlite", readonly=True)
+    assert missing.suppressed_set() == frozenset()
+    assert not (tmp_path / "state").exists()
+    path = tmp_path / "s.sqlite"
+    SuppressionList(path).add("jan@example.nl", "staff")
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert SuppressionList(path, readonly=True).suppressed_set() == {"jan@example.nl"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == files
+    with pytest.raises(NieuwsbriefError, match="read-only"):
+        SuppressionList(path, readonly=True).add("piet@example.nl", "staff")
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ def test_mailto_request_pasted_into_the_command_is_honoured_on_the_next_send(
     example_copy: Path, tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     smtp_env(monkeypatch, smtp_server)
+    monkeypatch.chdir(tmp_path)  # staff commands find the home from the current folder
     subscribers = write_list(tmp_path / "lijst.csv", members(3))
     assert send_cli(str(example_copy), "--subscribers", str(subscribers), "--yes")[0] == 0
     mailto = list_unsubscribe(smtp_server, "lid00001@example.nl")[1]
@@ -73,6 +74,7 @@ def test_one_click_post_to_the_real_server_then_never_mailed_again(
     port = free_port()
     url = f"http://127.0.0.1:{port}/afmelden/{{token}}"
     smtp_env(monkeypatch, smtp_server, NIEUWSBRIEF_UNSUBSCRIBE_URL=url)
+    monkeypatch.chdir(tmp_path)  # the server finds the home from the current folder
     subscribers = write_list(tmp_path / "lijst.csv", members(3))
     assert send_cli(str(example_copy), "--subscribers", str(subscribers), "--yes")[0] == 0
 
@@ -119,7 +121,8 @@ def test_one_click_post_to_the_real_server_then_never_mailed_again(
     assert smtp_server.recipients().count("lid00002@example.nl") == 1
 
 
-def test_staff_file_list_and_remove(tmp_path: Path) -> None:
+def test_staff_file_list_and_remove(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     requests = tmp_path / "afmeldingen.csv"
     requests.write_text("Naam;E-mail\nJan;jan@example.nl\nPiet;piet@example.nl\n", encoding="utf-8")
     result = runner.invoke(app, ["unsubscribe", "--from-file", str(requests), "kees@example.nl"])
@@ -140,7 +143,10 @@ def test_staff_file_list_and_remove(tmp_path: Path) -> None:
     assert "2 unsubscribed in" in listing
 
 
-def test_server_refuses_to_start_without_an_unsubscribe_url() -> None:
+def test_server_refuses_to_start_without_an_unsubscribe_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["unsubscribe-server", "--port", str(free_port())])
     assert result.exit_code == 2
     assert "NIEUWSBRIEF_UNSUBSCRIBE_URL is not set" in result.stderr

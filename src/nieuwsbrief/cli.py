@@ -5,6 +5,9 @@ This is the only module that imports typer.
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,8 +42,20 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="The newsletter home (folder with nieuwsbrief.toml). Default: found by "
+            "walking up from the issue folder or the current folder.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Compose and send the Bureau | Kennis newsletter from Markdown articles and an agenda."""
+    if home is not None:
+        os.environ["NIEUWSBRIEF_HOME"] = str(home.resolve())
 
 
 IssueDir = Annotated[
@@ -60,11 +75,37 @@ AgendaOption = Annotated[
 ]
 
 
-def _settings() -> Settings:
-    settings = load_settings()
+def _settings(start: Path | None = None, *, writes: bool = False) -> Settings:
+    """Find the newsletter home from `start` (or the current folder) and load its settings.
+
+    `writes`: the command sends or records, so it may create the signing secret.
+    """
+    from .errors import ContentError
+    from .home import find_home
+
+    if start is not None and not start.is_dir():
+        raise ContentError(start, "is not an issue folder (it does not exist or is a file)")
+    settings = load_settings(home=find_home(start), create_secret=writes)
     for notice in settings.notices:
         typer.echo(f"Note: {notice}", err=True)
     return settings
+
+
+def _home_paths(settings: Settings, agenda: Path | None) -> dict[str, Any]:
+    """Return the agenda and templates of the home, for compose, check, send and preview."""
+    assert settings.home is not None
+    return {
+        "agenda_path": agenda or settings.home.agenda_path,
+        "templates_dir": settings.home.templates_dir,
+    }
+
+
+def _command_line() -> str:
+    """Return the command that was run, as one that works when pasted into a shell."""
+    program = sys.argv[0]
+    module = program.endswith("__main__.py")
+    words = [sys.executable, "-m", "nieuwsbrief"] if module else [program]
+    return shlex.join([*words, *sys.argv[1:]])
 
 
 def _factory_maker(settings: Settings, subject_prefix: str = "") -> compose_mod.FactoryMaker:
@@ -95,8 +136,10 @@ def compose(
     ] = None,
 ) -> None:
     """Turn an issue folder into email.html, email.txt and preview.eml (one sample message)."""
-    settings = _settings()
-    composed = compose_mod.compose_issue(issue_dir, _factory_maker(settings), agenda_path=agenda)
+    settings = _settings(issue_dir)
+    composed = compose_mod.compose_issue(
+        issue_dir, _factory_maker(settings), **_home_paths(settings, agenda)
+    )
     out_dir = out or issue_dir / "out"
     written = compose_mod.write_outputs(composed, out_dir)
     typer.echo(compose_mod.summary(composed, written))
@@ -154,17 +197,32 @@ def send(
             help="Send although the check found problems, or the issue changed mid-send.",
         ),
     ] = False,
+    retry_window: Annotated[
+        float,
+        typer.Option(
+            "--retry-window",
+            min=0,
+            metavar="SECONDS",
+            help="How long temporary (4xx) refusals are retried before they count as deferred.",
+        ),
+    ] = 240,
 ) -> None:
     """Send an issue to every subscriber, once; re-run the same command to resume.
 
     Example: nieuwsbrief send issues/2012-05 --subscribers abonnees.csv
     """
-    import sys
+    import signal
     import threading
 
     from .send import SendRequest, send_issue
 
-    settings = _settings()
+    interactive = sys.stdin.isatty()
+    if not (yes or dry_run or test or interactive):
+        raise NieuwsbriefError(
+            "refusing to send without a terminal to confirm on; add --yes to send, "
+            "or --dry-run to check"
+        )
+    settings = _settings(issue_dir, writes=not dry_run)
     request = SendRequest(
         issue_dir=issue_dir,
         subscribers_path=subscribers,
@@ -175,6 +233,8 @@ def send(
         connections=connections,
         retry_failed=retry_failed,
         force=force,
+        retry_window=retry_window,
+        command=_command_line(),
     )
     if not settings.uses_smtp and not dry_run:
         typer.echo(
@@ -182,33 +242,40 @@ def send(
             "(a Maildir; open it with a mail program or `nieuwsbrief preview`).",
             err=True,
         )
-    interactive = sys.stdin.isatty()
-    if not (yes or dry_run or request.test_addresses or interactive):
-        raise NieuwsbriefError(
-            "refusing to send without a terminal to confirm on; add --yes to send, "
-            "or --dry-run to check"
-        )
 
     def confirm(plan: Any) -> bool:
         typer.echo(plan.describe())
         return yes or typer.confirm("Send now?", default=False)
 
     progress = _ProgressPrinter(sys.stderr.isatty())
-    report = send_issue(
-        request,
-        settings,
-        lambda prefix: _factory_maker(settings, prefix),
-        confirm=confirm,
-        progress=progress,
-        warn=lambda text: typer.echo(f"Warning: {text}", err=True),
-        stop=threading.Event(),
-    )
-    progress.close()
+    stop = threading.Event()
+    terminated: list[int] = []
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        # Like Ctrl-C: let the messages in flight finish and be recorded, then report.
+        terminated.append(signum)
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        report = send_issue(
+            request,
+            settings,
+            lambda prefix: _factory_maker(settings, prefix),
+            confirm=confirm,
+            progress=progress,
+            warn=lambda text: typer.echo(f"Warning: {text}", err=True),
+            stop=stop,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        progress.close()
     typer.echo(report.describe())
-    if report.interrupted:
-        resume = " ".join(["nieuwsbrief", *sys.argv[1:]])
-        typer.echo(f"Interrupted. Run the same command again to continue: {resume}", err=True)
-        raise typer.Exit(130)
+    if report.interrupted or terminated:
+        typer.echo(
+            f"Interrupted. Run the same command again to continue: {request.command}", err=True
+        )
+        raise typer.Exit(143 if terminated else 130)
     raise typer.Exit(report.exit_code)
 
 
@@ -265,7 +332,7 @@ def subscribers_check(
 
     settings = _settings()
     listed = load_subscribers(file)
-    suppressed = SuppressionList(settings.suppression_path).suppressed_set()
+    suppressed = SuppressionList(settings.suppression_path, readonly=True).suppressed_set()
     count = sum(1 for s in listed.subscribers if normalise_address(s.email) in suppressed)
     typer.echo(format_report(listed, suppressed=count))
 
@@ -360,11 +427,11 @@ def preview(
     """Show the issue in the browser as recipients get it; it follows every saved change."""
     from . import preview as preview_mod
 
-    settings = _settings()
+    settings = _settings(issue_dir)
     inputs = preview_mod.Inputs(
         issue_dir,
         _factory_maker(settings),
-        agenda_path=agenda,
+        **_home_paths(settings, agenda),
         subscribers_path=subscribers,
         outbox_dir=None if settings.uses_smtp else settings.outbox_dir,
     )
@@ -381,10 +448,71 @@ def check(issue_dir: IssueDir, agenda: AgendaOption = None) -> None:
     """
     from .check import check_issue
 
-    report = check_issue(issue_dir, _factory_maker(_settings()), agenda_path=agenda)
+    settings = _settings(issue_dir)
+    report = check_issue(issue_dir, _factory_maker(settings), **_home_paths(settings, agenda))
     typer.echo(report.format())
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    issue: Annotated[
+        str | None,
+        typer.Argument(
+            help="An issue folder (or its id). Default: a table of every issue.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Show what went out: per issue delivered, failed, deferred, still to send, how to go on."""
+    from .status import status_report
+
+    start = Path(issue) if issue and Path(issue).is_dir() else None
+    typer.echo(status_report(_settings(start), issue))
+
+
+@app.command()
+def init(
+    folder: Annotated[
+        Path, typer.Argument(help="Where to make the newsletter home.", show_default=False)
+    ] = Path("."),
+    name: Annotated[
+        str,
+        typer.Option("--name", help="The newsletter's name. Default: from the folder name."),
+    ] = "",
+) -> None:
+    """Make a newsletter home: nieuwsbrief.toml, issues/ and an agenda, .env.example, .gitignore."""
+    from .scaffold import init_home
+
+    written = init_home(folder, name)
+    typer.echo(f"Made a newsletter home in {folder.resolve()}:")
+    for path in written:
+        typer.echo(f"  {path}")
+    typer.echo(f"Next: cd {shlex.quote(str(folder))} && nieuwsbrief new")
+
+
+@app.command()
+def new(
+    slug: Annotated[
+        str,
+        typer.Argument(
+            help="Added to the folder name, for a second issue in a month (2026-12-extra).",
+            show_default=False,
+        ),
+    ] = "",
+) -> None:
+    """Start the next issue in this home: issues/YYYY-MM with issue.yaml and one article."""
+    from .scaffold import new_issue
+
+    settings = _settings()
+    assert settings.home is not None
+    written = new_issue(settings.home, slug)
+    typer.echo("Started a new issue:")
+    for path in written:
+        typer.echo(f"  {settings.home.display(path)}")
+    folder = settings.home.display(written[0].parent)
+    typer.echo(f"Next: write it, then nieuwsbrief compose {shlex.quote(folder)}")
 
 
 def main() -> None:

@@ -1,4 +1,10 @@
-"""Environment and .env -> one frozen Settings, checked once, every problem reported at once."""
+"""Home config + .env + environment -> one frozen Settings, checked once, all problems at once.
+
+Precedence, lowest first: nieuwsbrief.toml in the newsletter home, the home's .env, the real
+environment (for CI and servers). A key `web_url` in nieuwsbrief.toml is the setting
+NIEUWSBRIEF_WEB_URL; secrets are refused there (they belong in .env). Relative paths are taken
+from the home, and the state files default to its state folder, never the current folder.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from dotenv import dotenv_values
 from email_validator import EmailNotValidError, validate_email
 
 from nieuwsbrief.errors import ConfigError
+from nieuwsbrief.home import Home
 
 Security = Literal["starttls", "ssl", "none"]
 DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
@@ -43,6 +50,13 @@ KNOWN_VARIABLES = (
 )
 # Never echo these back: not in errors, notices or repr.
 SECRET_VARIABLES = ("NIEUWSBRIEF_SMTP_PASSWORD", "NIEUWSBRIEF_SECRET")
+# State files: default name in the home's state folder, and where the first build kept them.
+STATE_FILES: dict[str, tuple[str, str]] = {
+    "NIEUWSBRIEF_SECRET_FILE": ("secret", ".nieuwsbrief-secret"),
+    "NIEUWSBRIEF_OUTBOX": ("outbox", "outbox"),
+    "NIEUWSBRIEF_SUPPRESSION_DB": ("suppression.sqlite", "suppression.sqlite"),
+    "NIEUWSBRIEF_LEDGER_DB": ("ledger.sqlite", "ledger.sqlite"),
+}
 
 
 @dataclass(frozen=True)
@@ -64,9 +78,13 @@ class Settings:
     suppression_path: Path
     ledger_path: Path
     max_per_connection: int  # 0 = unlimited
-    base_dir: Path  # the folder relative paths were resolved against
+    base_dir: Path  # the folder relative paths were resolved against: the home
     env_path: Path | None = None  # the .env file that was read, if any
     notices: tuple[str, ...] = ()
+    home: Home | None = None
+    # False: no secret exists yet and none was made (a read-only command); the tokens in a
+    # preview then verify nowhere, which is right: nothing was sent with them.
+    secret_persistent: bool = True
 
     @property
     def uses_smtp(self) -> bool:
@@ -85,16 +103,25 @@ class Settings:
 def load_settings(
     environ: Mapping[str, str] | None = None,
     *,
+    home: Home | Path,
     env_file: Path | None = Path(".env"),
-    cwd: Path | None = None,
+    create_secret: bool = False,
 ) -> Settings:
-    """Read settings from the environment and .env; raise one ConfigError listing all problems."""
-    base_dir = cwd if cwd is not None else Path.cwd()
+    """Read the home's settings; raise one ConfigError listing all problems.
+
+    `create_secret`: a command that sends or records (not a check or a dry run) may create the
+    signing secret and move state files of the first build's layout into the state folder.
+    """
+    if isinstance(home, Path):
+        home = Home(root=home.resolve(), config_path=None, state_dir=home.resolve() / "state")
+    base_dir = home.root
     environ = os.environ if environ is None else environ
     errors: list[str] = []
     notices: list[str] = []
 
-    values, env_path = _read_env_file(env_file, base_dir, errors, notices)
+    values = _config_file_values(home, errors)
+    env_values, env_path = _read_env_file(env_file, base_dir, errors, notices)
+    values.update(env_values)
     # The real environment wins, even when empty: NIEUWSBRIEF_SMTP_HOST= forces the local outbox.
     values.update({k: v for k, v in environ.items() if k.startswith(PREFIX)})
     _warn_unknown(values, notices)
@@ -145,20 +172,33 @@ def load_settings(
     unsubscribe_mailto = _parse_mailto(get("NIEUWSBRIEF_UNSUBSCRIBE_MAILTO"), errors)
     unsubscribe_url = _parse_unsubscribe_url(get("NIEUWSBRIEF_UNSUBSCRIBE_URL"), errors)
 
-    def path_of(name: str, default: str) -> Path:
-        # Relative paths are taken from the project folder, not wherever Python happens to run.
-        return base_dir / Path(get(name) or default).expanduser()
+    def path_of(name: str) -> Path:
+        # Relative paths are taken from the home, never from wherever the command runs.
+        given = get(name)
+        if given:
+            return base_dir / Path(given).expanduser()
+        state_name, legacy_name = STATE_FILES[name]
+        path = home.state_dir / state_name
+        legacy = base_dir / legacy_name
+        if not _exists(path) and _exists(legacy):
+            if not create_secret:
+                return legacy  # read where the first build left it; a real send moves it
+            _move_legacy(legacy, path, home, notices)
+        return path
 
-    secret_path = path_of("NIEUWSBRIEF_SECRET_FILE", ".nieuwsbrief-secret")
+    secret_path = path_of("NIEUWSBRIEF_SECRET_FILE")
     secret = values.get("NIEUWSBRIEF_SECRET") or None
+    secret_persistent = True
     if secret is not None:
         if len(secret) < MIN_SECRET_LENGTH:
             errors.append(_short_secret("NIEUWSBRIEF_SECRET", len(secret)))
-    elif not errors:
-        # Only write a new secret when everything else is fine: a failed load leaves no files.
-        secret = _read_or_create_secret(secret_path, errors, notices)
     elif secret_path.exists():
-        secret = _read_or_create_secret(secret_path, errors, notices)
+        secret = _read_secret(secret_path, errors, notices)
+    elif create_secret and not errors:
+        # Only write a new secret when everything else is fine: a failed load leaves no files.
+        secret = _create_secret(secret_path, home, errors, notices)
+    else:
+        secret, secret_persistent = _PLACEHOLDER_SECRET, False
 
     if errors:
         raise ConfigError(
@@ -183,14 +223,59 @@ def load_settings(
         unsubscribe_url=unsubscribe_url,
         secret=secret,
         secret_path=secret_path,
-        outbox_dir=path_of("NIEUWSBRIEF_OUTBOX", "outbox"),
-        suppression_path=path_of("NIEUWSBRIEF_SUPPRESSION_DB", "suppression.sqlite"),
-        ledger_path=path_of("NIEUWSBRIEF_LEDGER_DB", "ledger.sqlite"),
+        outbox_dir=path_of("NIEUWSBRIEF_OUTBOX"),
+        suppression_path=path_of("NIEUWSBRIEF_SUPPRESSION_DB"),
+        ledger_path=path_of("NIEUWSBRIEF_LEDGER_DB"),
         max_per_connection=cast(int, max_per_connection),
         base_dir=base_dir,
         env_path=env_path,
         notices=tuple(notices),
+        home=home,
+        secret_persistent=secret_persistent,
     )
+
+
+# Signs the tokens of a check, compose or dry run when no secret exists yet: those tokens are
+# never mailed, and writing a secret would break "a check writes nothing".
+_PLACEHOLDER_SECRET = "not-a-secret: no message was sent with this"
+
+
+def _config_file_values(home: Home, errors: list[str]) -> dict[str, str]:
+    """Map the setting keys of nieuwsbrief.toml onto NIEUWSBRIEF_* names."""
+    values: dict[str, str] = {}
+    where_file = home.config_path or home.root
+    for key, (value, line) in home.settings.items():
+        name = PREFIX + key.upper()
+        where = f"{where_file}:{line}" if line else str(where_file)
+        if name in SECRET_VARIABLES:
+            errors.append(
+                f"{where}: '{key}' is a secret and does not belong in the config file, which is "
+                f"kept in git; put {name}=... in {home.root / '.env'} (chmod 600)"
+            )
+            continue
+        if name not in KNOWN_VARIABLES:
+            known = sorted(n.removeprefix(PREFIX).lower() for n in KNOWN_VARIABLES)
+            close = difflib.get_close_matches(key.lower(), known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            errors.append(f"{where}: unknown key '{key}'{hint}")
+            continue
+        values[name] = value
+    return values
+
+
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _move_legacy(legacy: Path, path: Path, home: Home, notices: list[str]) -> None:
+    """Move a state file of the first build's layout (home root) into the state folder."""
+    home.ensure_state_dir()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        old = legacy.with_name(legacy.name + suffix)
+        if _exists(old):
+            old.rename(path.with_name(path.name + suffix))
+    notices.append(f"Moved {legacy} into the state folder: {path}")
 
 
 def _read_env_file(
@@ -333,8 +418,10 @@ def _address_problem(addr_spec: str) -> str | None:
     return None
 
 
-def _read_or_create_secret(path: Path, errors: list[str], notices: list[str]) -> str | None:
+def _create_secret(path: Path, home: Home, errors: list[str], notices: list[str]) -> str | None:
     try:
+        if path.parent == home.state_dir:
+            home.ensure_state_dir()
         # O_EXCL: never overwrite a secret another run just wrote; 0600 from the first byte.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -400,7 +487,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _display_path(path: Path, base_dir: Path) -> str:
+    """Show a path as the user finds it from the current folder (absolute when outside it)."""
     try:
-        return f"./{path.relative_to(base_dir)}"
-    except ValueError:
+        return f"./{path.resolve().relative_to(Path.cwd().resolve())}"
+    except (ValueError, OSError):
         return str(path)

@@ -248,6 +248,14 @@ def default_agenda_path(issue_dir: Path) -> Path:
     return issue_dir.resolve().parent / AGENDA_FILE
 
 
+def load_issue_id(issue_path: Path) -> str:
+    """Return the `id` of an issue.yaml, or "" when it has none."""
+    root = parse_yaml(read_text(issue_path), issue_path)
+    if not isinstance(root.value, dict):
+        return ""
+    return _text_field(root.value, "id", issue_path, 1, required=False).strip()
+
+
 def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
     """Load and check an issue folder and its agenda."""
     if not issue_dir.is_dir():
@@ -261,7 +269,7 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
     if not isinstance(root.value, dict):
         raise ContentError(issue_path, "must be 'key: value' lines (subject, date, ...)", root.line)
     fields = root.value
-    allowed = {"subject", "preheader", "date", "intro", "articles"}
+    allowed = {"id", "subject", "preheader", "date", "intro", "articles"}
     for key, node in fields.items():
         if key not in allowed:
             raise ContentError(
@@ -276,6 +284,14 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
     date_text = _text_field(fields, "date", issue_path, 1, required=True)
     issue_date = parse_iso_date(date_text, issue_path, fields["date"].line, "date")
     intro = _text_field(fields, "intro", issue_path, 1, required=False)
+    issue_id = _text_field(fields, "id", issue_path, 1, required=False).strip()
+    if issue_id and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", issue_id):
+        raise ContentError(
+            issue_path,
+            f"id {issue_id!r} must be letters, digits, '.', '_' or '-' (at most 80), "
+            "for example 2026-12-a7k2",
+            fields["id"].line,
+        )
 
     agenda_path = agenda_path or default_agenda_path(issue_dir)
     if not agenda_path.is_file():
@@ -301,6 +317,7 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
         articles=articles,
         agenda=upcoming(all_events, issue_date),
         warnings=tuple(warnings),
+        id=issue_id,
     )
 
 

@@ -4,7 +4,9 @@ NieuwsbriefError            exit 2 unless stated otherwise
 ├── ContentError            an issue folder, article, agenda or brand file is wrong (file:line)
 ├── TemplateError           a template failed to render (file:line)
 ├── SubscriberListError     a subscriber list cannot be read at all
-├── ConfigError             environment / .env settings are wrong
+├── HomeError               no newsletter home, or its nieuwsbrief.toml is wrong
+├── ConfigError             environment / .env / nieuwsbrief.toml settings are wrong
+├── LockError               another send of the same issue is running
 ├── DeliveryError           the mail server refused us as a whole (connect, TLS, login)
 └── LedgerError             the send ledger disagrees with what is asked (changed issue, ...)
 """
@@ -40,6 +42,14 @@ class TemplateError(ContentError):
 
 class SubscriberListError(NieuwsbriefError):
     """A subscriber list cannot be read at all (not one row is usable)."""
+
+
+class HomeError(NieuwsbriefError):
+    """No newsletter home was found, or its nieuwsbrief.toml cannot be used."""
+
+
+class LockError(NieuwsbriefError):
+    """Another process is sending the same issue; the message says who and since when."""
 
 
 class ConfigError(NieuwsbriefError):

@@ -57,6 +57,7 @@ class Issue:
     articles: tuple[Article, ...]
     agenda: tuple[Event, ...]  # upcoming events only, sorted by date
     warnings: tuple[str, ...] = ()
+    id: str = ""  # the `id` in issue.yaml: the ledger's name for the issue when given
 
 
 @dataclass(frozen=True)

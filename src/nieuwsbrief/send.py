@@ -1,13 +1,17 @@
 """The campaign: one message per subscriber, recorded in the ledger the moment it is accepted.
 
-compose (once) -> pre-send check -> subscribers minus suppressed minus already sent ->
-confirmation -> parallel delivery -> ledger + report. Re-running the same command resumes.
+compose (once) -> pre-send check -> lock the issue -> subscribers minus suppressed minus already
+sent -> confirmation -> parallel delivery -> ledger + report. Re-running the same command
+resumes. A dry run or a proof with --dry-run reads the state and writes nothing.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import hashlib
+import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,9 +25,12 @@ from .check import CheckReport, check_composed
 from .compose import Composed, FactoryMaker, compose_issue
 from .config import Settings
 from .delivery import Job, Result, deliver
-from .errors import DeliveryError, NieuwsbriefError
+from .errors import DeliveryError, LedgerError, NieuwsbriefError
+from .home import Home
+from .lock import IssueLock
 from .message import MessageFactory
-from .model import Subscriber
+from .model import Issue, Subscriber
+from .render import default_templates_dir
 from .subscribers import SubscriberList, load_subscribers
 from .suppression import SuppressionList
 from .tokens import normalise_address, recipient_id
@@ -46,13 +53,67 @@ class SendRequest:
     connections: int = 4
     retry_failed: bool = False
     force: bool = False
-    retry_delays: tuple[float, ...] = (2, 10, 30, 60, 120)  # seconds between 4xx retries
+    retry_window: float = 240.0  # seconds during which 4xx refusals are retried
+    retry_delays: tuple[float, ...] | None = None  # explicit waits instead of the window
     reconnect_delays: tuple[float, ...] = (1, 5, 15)  # seconds before reconnecting
+    command: str = ""  # the command line that resumes this send, as the user can paste it
 
-    @property
-    def issue(self) -> str:
-        """Return the name the ledger knows the issue by: its folder name."""
-        return self.issue_dir.resolve().name
+    def retry_schedule(self) -> tuple[float, ...]:
+        """Return the waits between 4xx retries: back-off until the retry window is used up."""
+        if self.retry_delays is not None:
+            return self.retry_delays
+        return retry_delays(self.retry_window)
+
+
+_BACKOFF = (2.0, 10.0, 30.0, 60.0, 120.0)
+
+
+def retry_delays(window: float) -> tuple[float, ...]:
+    """Return back-off waits (2, 10, 30, 60, 120, 120, ... s) adding up to at most `window`."""
+    delays: list[float] = []
+    total = 0.0
+    while True:
+        step = _BACKOFF[min(len(delays), len(_BACKOFF) - 1)]
+        if total + step > window:
+            break
+        delays.append(step)
+        total += step
+    return tuple(delays)
+
+
+def issue_key(home: Home, issue: Issue) -> ledger_mod.IssueKey:
+    """Return how the ledger knows an issue: its `id`, else its path in the home.
+
+    The path is unique within a home, so two issues whose folders share a name never collide;
+    an `id` (written by `nieuwsbrief new`) keeps the identity when the folder is moved.
+    """
+    path = home.relative(issue.path)
+    return ledger_mod.IssueKey(
+        identity=issue.id or path, path=path, folder=issue.path.resolve().name
+    )
+
+
+def issue_parts(issue: Issue, templates_dir: Path) -> dict[str, str]:
+    """Return a hash per part of an issue, so a changed issue can say what changed."""
+
+    def digest(*values: object) -> str:
+        return hashlib.sha256(repr(values).encode("utf-8")).hexdigest()[:16]
+
+    parts = {
+        "subject": digest(issue.subject),
+        "preheader": digest(issue.preheader),
+        "intro": digest(issue.intro),
+        "date": digest(issue.date),
+        "agenda": digest(issue.agenda),
+    }
+    for article in issue.articles:
+        parts[f"article:{article.path.name}"] = digest(article.title, article.body, article.event)
+    layout = hashlib.sha256()
+    for path in sorted(templates_dir.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            layout.update(path.name.encode() + b"\0" + path.read_bytes())
+    parts["layout"] = layout.hexdigest()[:16]
+    return parts
 
 
 @dataclass
@@ -103,6 +164,9 @@ class SendReport:
     elapsed: float = 0.0
     dry_run: bool = False
     proofs: list[str] = field(default_factory=list)
+    declined: bool = False  # the user answered no: nothing was sent, and that is fine
+    unrecorded: list[str] = field(default_factory=list)  # accepted, but the ledger failed
+    suppressed_now: int = 0  # refused as "no such user" and put on the suppression list
 
     @property
     def exit_code(self) -> int:
@@ -114,10 +178,13 @@ class SendReport:
         plan = self.plan
         if self.proofs:
             return "\n".join(f"Sent a proof to {a} via {plan.server}" for a in self.proofs)
+        if self.declined:
+            return "Nothing was sent."
         if self.dry_run:
+            count = len(plan.recipients)
             return (
-                f"Dry run: built and checked {len(plan.recipients)} messages; nothing was sent.\n"
-                + plan.describe()
+                f"Dry run: built and checked {count} message{'s' if count != 1 else ''}; "
+                "nothing was sent and nothing was written.\n" + plan.describe()
             )
         rate = self.delivered / self.elapsed if self.elapsed > 0 else 0.0
         lines = [
@@ -131,8 +198,13 @@ class SendReport:
         lines += [f"  {address}: {reply}" for address, reply in shown]
         if len(self.failed) + len(self.deferred) > len(shown):
             lines.append(f"  ... and {len(self.failed) + len(self.deferred) - len(shown)} more")
+        if self.suppressed_now:
+            lines.append(
+                f"Suppressed: {self.suppressed_now} address(es) the server says do not exist; "
+                "they are skipped from now on (`nieuwsbrief unsubscribe --list`)"
+            )
         if self.failures_path:
-            lines.append(f"Failures written to {self.failures_path}")
+            lines.append(f"Outstanding failures of this issue written to {self.failures_path}")
         return "\n".join(lines)
 
 
@@ -244,16 +316,101 @@ def send_issue(
     """Send an issue to a subscriber list (or proofs, or a dry run); resumable and never twice.
 
     `factory_for(subject_prefix)` returns the message factory maker for the settings.
+    A dry run (also with proofs) opens the ledger and suppression list read-only and sends
+    nothing; a real send holds the issue's lock from planning to the last ledger record.
     """
-    subscribers = load_subscribers(request.subscribers_path) if request.subscribers_path else None
+    home = _home_of(settings)
+    subscribers_path = request.subscribers_path or home.subscribers_path
+    subscribers = load_subscribers(subscribers_path) if subscribers_path else None
     if request.test_addresses:
-        return _send_proofs(request, settings, factory_for, subscribers)
+        return _send_proofs(request, settings, factory_for, subscribers, warn)
     if subscribers is None:
-        raise NieuwsbriefError("send needs --subscribers FILE (or --test ADDRESS for a proof)")
+        raise NieuwsbriefError(
+            'send needs --subscribers FILE (or `subscribers = "..."` in nieuwsbrief.toml, '
+            "or --test ADDRESS for a proof)"
+        )
 
-    composed = compose_issue(request.issue_dir, factory_for(""), agenda_path=request.agenda_path)
+    composed, check = _compose_checked(request, settings, factory_for(""), warn)
     factory = composed.factory
     _check_merge_fields(factory, subscribers)
+    key = issue_key(home, composed.issue)
+
+    if request.dry_run:
+        ledger = ledger_mod.Ledger(settings.ledger_path, readonly=True)
+        try:
+            name = ledger.resolve(key)
+            suppression = SuppressionList(settings.suppression_path, readonly=True)
+            plan = _plan(request, settings, composed, subscribers, suppression, ledger.states(name))
+        finally:
+            ledger.close()
+        plan.check = check
+        for subscriber in plan.recipients:
+            factory.build(subscriber)  # every message must build; nothing is connected
+        return SendReport(plan=plan, dry_run=True)
+
+    _check_room(settings, len(subscribers.subscribers))
+    with IssueLock(home.state_dir / "locks", key.identity):
+        ledger = ledger_mod.Ledger(settings.ledger_path)
+        try:
+            name = ledger.resolve(key)
+            suppression = SuppressionList(settings.suppression_path)
+            plan = _plan(request, settings, composed, subscribers, suppression, ledger.states(name))
+            plan.check = check
+            report = SendReport(plan=plan)
+            if not plan.recipients:
+                return report
+            if not confirm(plan):
+                report.declined = True
+                return report
+            old_path = ledger.issue_path(name)
+            ledger.begin_issue(
+                name,
+                composed.rendered.content_hash,
+                plan.subject,
+                force=request.force,
+                path=key.path,
+                parts=issue_parts(composed.issue, _templates_dir(home)),
+                planned=len(plan.recipients) + plan.already_sent,
+                command=request.command,
+                folder_exists=bool(old_path) and (home.root / (old_path or "")).is_dir(),
+            )
+            suppression.register(
+                (recipient_id(settings.secret, s.email), normalise_address(s.email))
+                for s in plan.recipients
+            )
+            _deliver(
+                request, settings, factory, plan, ledger, name, suppression, report, progress, stop
+            )
+            report.failures_path = _write_failures(request, ledger, name)
+        finally:
+            ledger.close()
+    return report
+
+
+def _home_of(settings: Settings) -> Home:
+    if settings.home is None:
+        raise NieuwsbriefError("no newsletter home: run inside one, or `nieuwsbrief init` one")
+    return settings.home
+
+
+def _templates_dir(home: Home) -> Path:
+    return home.templates_dir or default_templates_dir()
+
+
+def _compose_checked(
+    request: SendRequest,
+    settings: Settings,
+    maker: FactoryMaker,
+    warn: Callable[[str], None],
+) -> tuple[Composed, CheckReport]:
+    """Compose the issue and run the pre-send check; refuse problems unless --force."""
+    home = _home_of(settings)
+    composed = compose_issue(
+        request.issue_dir,
+        maker,
+        agenda_path=request.agenda_path or home.agenda_path,
+        templates_dir=home.templates_dir,
+    )
     check = check_composed(composed, sending=True)
     for finding in check.warnings:
         warn(str(finding))
@@ -264,34 +421,64 @@ def send_issue(
             )
         for finding in check.problems:
             warn(f"sending despite: {finding}")
+    return composed, check
 
-    ledger = ledger_mod.Ledger(settings.ledger_path)
-    suppression = SuppressionList(settings.suppression_path)
+
+# A ledger row with its index entry takes a few hundred bytes; ask for generous room.
+_BYTES_PER_RECIPIENT = 1024
+_MIN_FREE_BYTES = 5 * 1024 * 1024
+
+
+def _check_room(settings: Settings, recipients: int) -> None:
+    """Refuse to start a send whose ledger cannot be written or would fill the disk."""
+    folder = settings.ledger_path.parent
+    home = _home_of(settings)
+    if folder == home.state_dir:
+        home.ensure_state_dir()
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".nieuwsbrief-write-test-{threading.get_ident()}"
     try:
-        plan = _plan(
-            request, settings, composed, subscribers, suppression, ledger.states(request.issue)
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise LedgerError(
+            f"{folder}: the state folder is not writable ({exc.strerror}); nothing was sent. "
+            "Fix its permissions or point NIEUWSBRIEF_LEDGER_DB elsewhere"
+        ) from None
+    needed = _MIN_FREE_BYTES + recipients * _BYTES_PER_RECIPIENT
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise LedgerError(
+            f"{folder}: only {free // 1024} KB free, and the ledger of {recipients} recipients "
+            f"needs about {needed // 1024} KB; nothing was sent. Free some space first"
         )
-        plan.check = check
-        report = SendReport(plan=plan, dry_run=request.dry_run)
-        if request.dry_run:
-            for subscriber in plan.recipients:
-                factory.build(subscriber)  # every message must build; nothing is connected
-            return report
-        if not plan.recipients:
-            return report
-        if not confirm(plan):
-            raise NieuwsbriefError("nothing was sent")
-        ledger.begin_issue(
-            request.issue, composed.rendered.content_hash, plan.subject, force=request.force
-        )
-        suppression.register(
-            (recipient_id(settings.secret, s.email), normalise_address(s.email))
-            for s in plan.recipients
-        )
-        _deliver(request, settings, factory, plan, ledger, report, progress, stop)
-    finally:
-        ledger.close()
-    return report
+
+
+# Replies that say the address does not exist: the next issue should not try it again.
+# RFC 3463: X.1.1 bad destination mailbox, X.1.10 null MX, X.2.1 mailbox disabled.
+_NO_SUCH_USER = re.compile(r"^5\.(1\.1|1\.10|2\.1)$")
+_NO_SUCH_USER_TEXT = re.compile(
+    r"user unknown|unknown user|no such (user|mailbox|recipient)|mailbox (not found|unavailable"
+    r"|does not exist)|recipient (address )?rejected: user unknown|does not exist",
+    re.IGNORECASE,
+)
+
+
+def is_unknown_recipient(code: int, text: str) -> bool:
+    """Tell whether a 5xx reply says that the address does not exist (not a policy refusal)."""
+    if not 500 <= code < 600:
+        return False
+    enhanced = re.match(r"\s*(\d\.\d{1,3}\.\d{1,3})\b", text)
+    if enhanced:
+        return bool(_NO_SUCH_USER.match(enhanced.group(1)))
+    return code in (550, 551, 553) and bool(_NO_SUCH_USER_TEXT.search(text))
+
+
+def _message_id(data: bytes) -> str:
+    head = data[: data.find(b"\r\n\r\n")]
+    match = re.search(rb"^Message-ID:\s*(<[^>\r\n]{1,250}>)", head, re.MULTILINE | re.IGNORECASE)
+    return match.group(1).decode("ascii", "replace") if match else ""
 
 
 def _deliver(
@@ -300,39 +487,79 @@ def _deliver(
     factory: MessageFactory,
     plan: Plan,
     ledger: ledger_mod.Ledger,
+    issue: str,
+    suppression: SuppressionList,
     report: SendReport,
     progress: Callable[[int, int], None] | None,
     stop: threading.Event | None,
 ) -> None:
     total = len(plan.recipients)
     done = 0
-    issue = request.issue  # resolves a path: once, not per message
+    stop = stop or threading.Event()
+    message_ids: dict[str, str] = {}
+    ledger_error: list[LedgerError] = []
+
+    def build(subscriber: Subscriber, key: str) -> bytes:
+        data = factory.build(subscriber)
+        message_ids[key] = _message_id(data)  # the accepted attempt is the last one built
+        return data
 
     def on_result(result: Result) -> None:
         nonlocal done
         reply = str(result.reply)
-        if result.outcome is Outcome.ACCEPTED:
-            ledger.record(issue, result.key, ledger_mod.ACCEPTED, reply, result.attempts)
+        status = {
+            Outcome.ACCEPTED: ledger_mod.ACCEPTED,
+            Outcome.PERMANENT: ledger_mod.FAILED,
+        }.get(result.outcome, ledger_mod.DEFERRED)
+        if ledger_error:
+            if status == ledger_mod.ACCEPTED:
+                report.unrecorded.append(result.recipient)
+            return
+        try:
+            ledger.record(
+                issue, result.key, status, reply, result.attempts, message_ids.pop(result.key, "")
+            )
+            if status == ledger_mod.FAILED and is_unknown_recipient(
+                result.reply.code, result.reply.text
+            ):
+                suppression.add(result.key, "bounce", f"{issue}: {reply}")
+                report.suppressed_now += 1
+        except (LedgerError, NieuwsbriefError) as exc:
+            # Disk full, or the file went away: stop sending; what is in flight is listed.
+            ledger_error.append(exc if isinstance(exc, LedgerError) else LedgerError(str(exc)))
+            if status == ledger_mod.ACCEPTED:
+                report.unrecorded.append(result.recipient)
+            stop.set()
+            return
+        if status == ledger_mod.ACCEPTED:
             report.delivered += 1
-        elif result.outcome is Outcome.PERMANENT:
-            ledger.record(issue, result.key, ledger_mod.FAILED, reply, result.attempts)
+        elif status == ledger_mod.FAILED:
             report.failed.append((result.recipient, reply))
         else:
-            ledger.record(issue, result.key, ledger_mod.DEFERRED, reply, result.attempts)
             report.deferred.append((result.recipient, reply))
         done += 1
         if progress:
             progress(done, total)
 
+    jobs = (
+        Job(
+            key=key,
+            recipient=smtp_address(subscriber.email),
+            sender=factory.sender_address,
+            build=functools.partial(build, subscriber, key),
+        )
+        for subscriber in plan.recipients
+        for key in (normalise_address(subscriber.email),)
+    )
     started = time.monotonic()
     try:
         deliver(
-            _jobs(factory, plan.recipients),
+            jobs,
             transport_for(settings),
             on_result=on_result,
             connections=request.connections,
             rate=request.rate,
-            retry_delays=request.retry_delays,
+            retry_delays=request.retry_schedule(),
             reconnect_delays=request.reconnect_delays,
             stop=stop,
         )
@@ -344,30 +571,47 @@ def _deliver(
         report.interrupted = True
         partial = DeliveryError(
             f"{exc}; {report.delivered} of {total} were delivered before that and are recorded "
-            "in the ledger: run the same command again to send to the rest"
+            f"in the ledger: run the same command again to send to the rest: {request.command}"
         )
         partial.exit_code = 1  # some were sent: not "nothing happened" (2)
         raise partial from None
     finally:
         report.elapsed = time.monotonic() - started
-        if report.failed or report.deferred:
-            report.failures_path = _write_failures(request, report)
-    if stop is not None and stop.is_set() and done < total:
+    if ledger_error:
+        report.interrupted = True
+        shown = ", ".join(report.unrecorded[:20])
+        more = f" and {len(report.unrecorded) - 20} more" if len(report.unrecorded) > 20 else ""
+        error = LedgerError(
+            f"{ledger_error[0]}. The send stopped: {report.delivered} deliveries are recorded; "
+            + (
+                f"{len(report.unrecorded)} accepted by the server could not be recorded and "
+                f"would get the issue again on a re-run: {shown}{more}. "
+                if report.unrecorded
+                else "every accepted message is recorded. "
+            )
+            + f"Free some space, then run the same command again: {request.command}"
+        )
+        error.exit_code = 1
+        raise error
+    if stop.is_set() and done < total:
         report.interrupted = True
 
 
-def _write_failures(request: SendRequest, report: SendReport) -> Path:
-    out_dir = request.issue_dir / "out"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / FAILURES_FILE
+def _write_failures(request: SendRequest, ledger: ledger_mod.Ledger, issue: str) -> Path | None:
+    """Write every outstanding failure of the issue (not only this run's) to a CSV for Excel."""
+    rows = ledger.rows(issue, ledger_mod.OUTSTANDING)
+    path = request.issue_dir / "out" / FAILURES_FILE
+    if not rows:
+        path.unlink(missing_ok=True)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
     # UTF-8 with BOM and ';': what Dutch Excel opens correctly with a double click.
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle, delimiter=";")
-        writer.writerow(["e-mail", "status", "server reply"])
-        for address, reply in report.failed:
-            writer.writerow([address, "refused", reply])
-        for address, reply in report.deferred:
-            writer.writerow([address, "deferred", reply])
+        writer.writerow(["e-mail", "status", "server reply", "attempts", "last try (UTC)"])
+        for row in rows:
+            status = "refused" if row.status == ledger_mod.FAILED else "deferred"
+            writer.writerow([row.address, status, row.reply, row.attempts, row.updated_at])
     return path
 
 
@@ -376,22 +620,25 @@ def _send_proofs(
     settings: Settings,
     factory_for: Callable[[str], FactoryMaker],
     subscribers: SubscriberList | None,
+    warn: Callable[[str], None],
 ) -> SendReport:
     recipients = _proof_recipients(request, subscribers)
-    composed = compose_issue(
-        request.issue_dir, factory_for(PROOF_PREFIX), agenda_path=request.agenda_path
-    )
+    composed, _ = _compose_checked(request, settings, factory_for(PROOF_PREFIX), warn)
     factory = composed.factory
     if subscribers is not None:
         _check_merge_fields(factory, subscribers)
-    SuppressionList(settings.suppression_path).register(
-        (recipient_id(settings.secret, s.email), normalise_address(s.email)) for s in recipients
-    )
     plan = Plan(
         subject=PROOF_PREFIX + composed.rendered.subject,
         server=settings.server_label,
         list_rows=len(recipients),
         recipients=recipients,
+    )
+    if request.dry_run:
+        for subscriber in recipients:
+            factory.build(subscriber)
+        return SendReport(plan=plan, dry_run=True)
+    SuppressionList(settings.suppression_path).register(
+        (recipient_id(settings.secret, s.email), normalise_address(s.email)) for s in recipients
     )
     report = SendReport(plan=plan)
     results: list[Result] = []

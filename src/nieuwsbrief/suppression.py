@@ -7,7 +7,9 @@ the same time: WAL mode and a busy timeout let a reader and a writer share it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -21,16 +23,16 @@ from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.tabular import UnreadableTable, decode, detect_delimiter
 from nieuwsbrief.tokens import find_token, normalise_address, verify_token
 
-SCHEMA_VERSION = 1
-SOURCES = frozenset({"one-click", "web", "mailto", "staff", "import"})
+SCHEMA_VERSION = 2
+# bounce: the server said the address does not exist (at send time or in a returned report).
+SOURCES = frozenset({"one-click", "web", "mailto", "staff", "import", "bounce", "complaint"})
 BUSY_TIMEOUT_SECONDS = 10.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS suppressed (
     address   TEXT PRIMARY KEY,
     added_at  TEXT NOT NULL,
-    source    TEXT NOT NULL
-              CHECK (source IN ('one-click', 'web', 'mailto', 'staff', 'import')),
+    source    TEXT NOT NULL,  -- one of SOURCES, checked in Python
     note      TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS recipients (
@@ -38,6 +40,18 @@ CREATE TABLE IF NOT EXISTS recipients (
     address      TEXT NOT NULL,
     first_seen   TEXT NOT NULL
 );
+"""
+# Version 1 limited `source` with a CHECK constraint, which SQLite cannot alter: copy the table.
+_MIGRATE_1_TO_2 = """
+CREATE TABLE suppressed_v2 (
+    address   TEXT PRIMARY KEY,
+    added_at  TEXT NOT NULL,
+    source    TEXT NOT NULL,
+    note      TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO suppressed_v2 SELECT address, added_at, source, note FROM suppressed;
+DROP TABLE suppressed;
+ALTER TABLE suppressed_v2 RENAME TO suppressed
 """
 
 
@@ -58,9 +72,13 @@ def _now() -> str:
 class SuppressionList:
     """The suppression list and the recipient-id lookup in the SQLite file at `path`."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, readonly: bool = False) -> None:
         self.path = Path(path)
-        self._ensure_schema()
+        # readonly: a dry run or check reads the list without creating or changing any file; a
+        # missing file reads as an empty list.
+        self.readonly = readonly
+        if not readonly:
+            self._ensure_schema()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -71,11 +89,21 @@ class SuppressionList:
         # connection never holds the file longer than one call. Writers take the write lock up
         # front (BEGIN IMMEDIATE): in WAL mode a read transaction that later writes would fail
         # at once instead of waiting out the busy timeout.
+        if self.readonly and write:
+            raise NieuwsbriefError(f"{self.path}: opened read-only; nothing may be written")
+        if self.readonly and not self.path.exists():
+            target, uri = ":memory:", False
+        elif self.readonly:
+            target, uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", True
+        else:
+            target, uri = str(self.path), False
         try:
             with closing(
-                sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+                sqlite3.connect(target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, uri=uri)
             ) as conn:
                 conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+                if target == ":memory:":
+                    conn.executescript(_SCHEMA)
                 conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 try:
                     yield conn
@@ -88,6 +116,17 @@ class SuppressionList:
 
     def _ensure_schema(self) -> None:
         """Create the tables on first use, and refuse a file written by a newer version."""
+        if not self.path.exists():
+            # 0600 from the first byte: the list holds addresses; its folder is private too.
+            try:
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except OSError as exc:
+                raise NieuwsbriefError(
+                    f"{self.path}: cannot create the suppression list ({exc.strerror}); "
+                    "check that its folder can be made and written"
+                ) from None
         try:
             with closing(
                 sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
@@ -101,10 +140,19 @@ class SuppressionList:
                         f"{self.path}: suppression list has schema version {version}; this "
                         f"nieuwsbrief knows up to {SCHEMA_VERSION}; upgrade nieuwsbrief"
                     )
+                if (
+                    version == 0
+                    and conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+                ):
+                    raise NieuwsbriefError(
+                        f"{self.path}: is a SQLite file of something else, not a suppression "
+                        "list; it was left untouched. Check NIEUWSBRIEF_SUPPRESSION_DB"
+                    )
                 # WAL is a property of the file: set once, outside a transaction.
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in filter(str.strip, _SCHEMA.split(";")):
+                script = _MIGRATE_1_TO_2 if version == 1 else _SCHEMA
+                for statement in filter(str.strip, script.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
