@@ -111,7 +111,7 @@ def load_home(root: Path) -> Home:
         ) from None
 
     def line_of(key: str) -> int:
-        match = re.search(rf"^\s*{re.escape(key)}\s*=", text, re.MULTILINE)
+        match = re.search(rf"^[ \t]*{re.escape(key)}[ \t]*=", text, re.MULTILINE)
         return text.count("\n", 0, match.start()) + 1 if match else 0
 
     def where(key: str) -> str:

@@ -132,6 +132,11 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             if self._db is not None:
                 self._db.close()
+            if "malformed" in str(exc) or "not a database" in str(exc):
+                raise LedgerError(
+                    f"{path}: the send ledger is damaged ({exc}); it was left untouched. "
+                    "Restore it from a backup, or recover it with `sqlite3 FILE .recover`"
+                ) from None
             raise LedgerError(
                 f"{path}: cannot use the send ledger ({_describe(exc)}); "
                 "if it is not a nieuwsbrief ledger, point NIEUWSBRIEF_LEDGER_DB elsewhere"
@@ -142,12 +147,20 @@ class Ledger:
         if self.readonly:
             # immutable: read without creating -wal/-shm files next to it (a dry run writes
             # nothing); a send running at the same time may have a few records not seen yet.
-            self._db = sqlite3.connect(
+            source = sqlite3.connect(
                 f"{path.resolve().as_uri()}?mode=ro&immutable=1",
                 uri=True,
                 check_same_thread=False,
             )
-            self._check_ours(self._db, fresh=False)
+            self._db = source
+            version = self._check_ours(source, fresh=False)
+            if version < _SCHEMA_VERSION:
+                # An older layout is read through a migrated copy in memory: the file stays
+                # as it is until a real send migrates it.
+                self._db = sqlite3.connect(":memory:", check_same_thread=False)
+                source.backup(self._db)
+                source.close()
+                self._db.executescript(_MIGRATE_1_TO_2)
             return
         fresh = not path.exists() or path.stat().st_size == 0
         if fresh:
@@ -191,7 +204,7 @@ class Ledger:
         if problem != "ok":
             raise LedgerError(
                 f"{self.path}: the ledger is damaged ({problem}); it was left untouched. Restore "
-                "it from a backup, or recover it with `sqlite3 ledger.sqlite .recover`"
+                "it from a backup, or recover it with `sqlite3 FILE .recover`"
             )
         return version
 
@@ -246,6 +259,17 @@ class Ledger:
             self._execute("COMMIT")
             return key.identity
 
+    def check_identity(self, issue: str, path: str, *, folder_exists: bool) -> None:
+        """Refuse an issue whose identity belongs to another folder that still exists."""
+        recorded = self.issue_path(issue)
+        if recorded and path and recorded != path and folder_exists:
+            with self._lock:
+                sent = self._count(issue, ACCEPTED)
+            raise LedgerError(
+                f"{path}: its id '{issue}' is also the id of {recorded}, which was sent to "
+                f"{sent} recipients; give this issue an id of its own in its issue.yaml"
+            )
+
     def begin_issue(
         self,
         issue: str,
@@ -257,13 +281,8 @@ class Ledger:
         parts: Mapping[str, str] | None = None,
         planned: int = 0,
         command: str = "",
-        folder_exists: bool = True,
     ) -> None:
-        """Record the issue's content; refuse a changed issue that was partly sent, saying what.
-
-        `folder_exists` tells whether the folder the ledger has for this identity still exists
-        (when it is another path than `path`): then two folders share one id.
-        """
+        """Record the issue's content; refuse a changed issue that was partly sent, saying what."""
         parts_json = json.dumps(dict(parts or {}), sort_keys=True)
         with self._lock:
             row = self._execute(
@@ -278,11 +297,6 @@ class Ledger:
                 return
             old_hash, started_at, old_path, old_parts = row
             sent = self._count(issue, ACCEPTED)
-            if old_path and path and old_path != path and folder_exists:
-                raise LedgerError(
-                    f"{path}: its id '{issue}' is also the id of {old_path}, which was sent to "
-                    f"{sent} recipients; give this issue an id of its own in its issue.yaml"
-                )
             if old_hash != content_hash and sent and not force:
                 changed = describe_changes(json.loads(old_parts or "{}"), dict(parts or {}))
                 raise LedgerError(

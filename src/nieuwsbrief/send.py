@@ -338,7 +338,7 @@ def send_issue(
     if request.dry_run:
         ledger = ledger_mod.Ledger(settings.ledger_path, readonly=True)
         try:
-            name = ledger.resolve(key)
+            name = _resolve(ledger, key, home)
             suppression = SuppressionList(settings.suppression_path, readonly=True)
             plan = _plan(request, settings, composed, subscribers, suppression, ledger.states(name))
         finally:
@@ -352,7 +352,7 @@ def send_issue(
     with IssueLock(home.state_dir / "locks", key.identity):
         ledger = ledger_mod.Ledger(settings.ledger_path)
         try:
-            name = ledger.resolve(key)
+            name = _resolve(ledger, key, home)
             suppression = SuppressionList(settings.suppression_path)
             plan = _plan(request, settings, composed, subscribers, suppression, ledger.states(name))
             plan.check = check
@@ -362,7 +362,6 @@ def send_issue(
             if not confirm(plan):
                 report.declined = True
                 return report
-            old_path = ledger.issue_path(name)
             ledger.begin_issue(
                 name,
                 composed.rendered.content_hash,
@@ -372,7 +371,6 @@ def send_issue(
                 parts=issue_parts(composed.issue, _templates_dir(home)),
                 planned=len(plan.recipients) + plan.already_sent,
                 command=request.command,
-                folder_exists=bool(old_path) and (home.root / (old_path or "")).is_dir(),
             )
             suppression.register(
                 (recipient_id(settings.secret, s.email), normalise_address(s.email))
@@ -385,6 +383,16 @@ def send_issue(
         finally:
             ledger.close()
     return report
+
+
+def _resolve(ledger: ledger_mod.Ledger, key: ledger_mod.IssueKey, home: Home) -> str:
+    """Return the ledger's name for the issue; refuse an id another existing folder has."""
+    name = ledger.resolve(key)
+    recorded = ledger.issue_path(name)
+    ledger.check_identity(
+        name, key.path, folder_exists=bool(recorded) and (home.root / (recorded or "")).is_dir()
+    )
+    return name
 
 
 def _home_of(settings: Settings) -> Home:
