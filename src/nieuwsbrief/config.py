@@ -47,6 +47,7 @@ KNOWN_VARIABLES = (
     "NIEUWSBRIEF_SUPPRESSION_DB",
     "NIEUWSBRIEF_LEDGER_DB",
     "NIEUWSBRIEF_MAX_PER_CONNECTION",
+    "NIEUWSBRIEF_HOME",  # read by home.py, in the environment only
 )
 # Never echo these back: not in errors, notices or repr.
 SECRET_VARIABLES = ("NIEUWSBRIEF_SMTP_PASSWORD", "NIEUWSBRIEF_SECRET")
@@ -253,7 +254,7 @@ def _config_file_values(home: Home, errors: list[str]) -> dict[str, str]:
                 f"kept in git; put {name}=... in {home.root / '.env'} (chmod 600)"
             )
             continue
-        if name not in KNOWN_VARIABLES:
+        if name not in KNOWN_VARIABLES or name == "NIEUWSBRIEF_HOME":
             known = sorted(n.removeprefix(PREFIX).lower() for n in KNOWN_VARIABLES)
             close = difflib.get_close_matches(key.lower(), known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""

@@ -349,7 +349,8 @@ def send_issue(
         return SendReport(plan=plan, dry_run=True)
 
     _check_room(settings, len(subscribers.subscribers))
-    with IssueLock(home.state_dir / "locks", key.identity):
+    # The lock lives beside the ledger it protects (NIEUWSBRIEF_LEDGER_DB may move both).
+    with IssueLock(settings.ledger_path.parent / "locks", key.identity):
         ledger = ledger_mod.Ledger(settings.ledger_path)
         try:
             name = _resolve(ledger, key, home)
