@@ -569,3 +569,32 @@ def test_nieuwsbrief_home_variable_points_at_the_home(
     assert find_home(elsewhere, environ={"NIEUWSBRIEF_HOME": str(tmp_path)}).root == tmp_path
     with pytest.raises(HomeError, match=r"no nieuwsbrief\.toml there"):
         find_home(tmp_path, environ={"NIEUWSBRIEF_HOME": str(elsewhere)})
+
+
+def test_two_different_issues_go_out_in_parallel_without_losing_a_record(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    make_issue(tmp_path, "issues/2012-05")
+    make_issue(tmp_path, "issues/2012-06", subject="Juni")
+    write_list(tmp_path / "lijst.csv", members(150))
+    env = environment(smtp_server)
+    processes = [
+        subprocess.Popen(
+            [*PROGRAM, "send", issue, "--subscribers", "lijst.csv", "--yes"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for issue in ("issues/2012-05", "issues/2012-06")
+    ]
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        assert "Delivered: 150" in out
+    with sqlite3.connect(tmp_path / "state" / "ledger.sqlite") as db:
+        rows = dict(db.execute("SELECT issue, COUNT(*) FROM recipients GROUP BY issue"))
+    db.close()
+    assert rows == {"issues/2012-05": 150, "issues/2012-06": 150}
+    assert len(smtp_server.messages) == 300
