@@ -326,9 +326,9 @@ def subscribers_check(
     file: Annotated[Path, typer.Argument(help="The subscriber list (CSV).", show_default=False)],
 ) -> None:
     """Report what a subscriber list holds: valid, invalid (with line), duplicate, unsubscribed."""
+    from .addresses import normalise_address
     from .subscribers import format_report, load_subscribers
     from .suppression import SuppressionList
-    from .tokens import normalise_address
 
     settings = _settings()
     listed = load_subscribers(file)

@@ -6,12 +6,14 @@ Every problem is a ContentError that names the file and, where known, the line.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import ContentError
+from .inputfile import CONTENT_LIMIT, read_input
 from .model import Article, Event, Issue
 from .tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
 from .yamlfile import Node, parse_yaml
@@ -21,18 +23,14 @@ AGENDA_FILE = "agenda.yaml"
 EVENT_FIELDS = ("id", "type", "title", "date", "city", "url")
 _FRONT_MATTER_FENCE = "---"
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
+# Unicode category Cc except tab and the line ends \n and \r.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_CONTROL_NAMES = {"\x00": "a NUL character", "\x0b": "a vertical tab", "\x1b": "an ESC character"}
 
 
-def read_text(path: Path) -> str:
-    """Read a UTF-8 text file (a BOM is allowed); anything else is a ContentError."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ContentError(path, "file not found") from None
-    except IsADirectoryError:
-        raise ContentError(path, "is a folder, expected a file") from None
-    except OSError as exc:
-        raise ContentError(path, f"cannot read: {exc.strerror}") from None
+def read_text(path: Path, what: str = "a content file") -> str:
+    """Read a UTF-8 text file (BOM allowed) of at most 5 MB; anything else is a ContentError."""
+    data = read_input(path, CONTENT_LIMIT, what)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -40,9 +38,26 @@ def read_text(path: Path) -> str:
         raise ContentError(
             path, "is not UTF-8 text; save it as UTF-8 (in Excel: 'CSV UTF-8')", line
         ) from None
-    if "\x00" in text:
-        raise ContentError(path, "is not a text file (it contains NUL bytes)")
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    check_control_characters(text, path)
+    return text
+
+
+def check_control_characters(text: str, path: Path, first_line: int = 1) -> None:
+    """Refuse control characters (NUL, ESC, vertical tab, ...; tab and newline are fine)."""
+    match = _CONTROL_RE.search(text)
+    if match:
+        line = first_line + text.count("\n", 0, match.start())
+        raise ContentError(
+            path,
+            f"contains {_control_name(match.group(0))}, which has no place in a newsletter; "
+            "delete it (it is invisible in most editors: retype the line)",
+            line,
+        )
+
+
+def _control_name(char: str) -> str:
+    return f"{_CONTROL_NAMES.get(char, 'a control character')} (U+{ord(char):04X})"
 
 
 def parse_iso_date(value: str, path: Path, line: int, what: str) -> date:
@@ -66,6 +81,14 @@ def _text_field(
         return ""
     if not isinstance(node.value, str):
         raise ContentError(path, f"'{key}' must be text, not a list or mapping", node.line)
+    control = _CONTROL_RE.search(node.value)
+    if control:  # written as a YAML escape such as "\e", "\v", "\0" or "\x1b"
+        raise ContentError(
+            path,
+            f"'{key}' contains {_control_name(control.group(0))}; remove the escape that "
+            "writes it (\\e, \\v, \\0, \\x.., \\u00..)",
+            node.line,
+        )
     return node.value.strip()
 
 
@@ -95,7 +118,7 @@ def load_agenda(path: Path) -> tuple[Event, ...]:
 
 
 def _agenda_rows_from_yaml(path: Path) -> list[tuple[int, dict[str, tuple[str, int]]]]:
-    root = parse_yaml(read_text(path), path)
+    root = parse_yaml(read_text(path, "an agenda"), path)
     if root.value is None:
         return []
     if not isinstance(root.value, list):
@@ -120,17 +143,17 @@ def _agenda_rows_from_yaml(path: Path) -> list[tuple[int, dict[str, tuple[str, i
 
 
 def _agenda_rows_from_csv(path: Path) -> list[tuple[int, dict[str, tuple[str, int]]]]:
+    data = read_input(path, CONTENT_LIMIT, "an agenda")
     try:
-        text = decode(path.read_bytes())[0]  # Excel: UTF-8 (with BOM) or Windows-1252
+        text = decode(data)[0]  # Excel: UTF-8 (with BOM) or Windows-1252
     except UnreadableTable as exc:
         raise ContentError(path, str(exc)) from None
-    except OSError as exc:
-        raise ContentError(path, f"cannot read: {exc.strerror}") from None
+    check_control_characters(text, path)
     delimiter, skipped, text = detect_delimiter(text)
     rows = numbered_rows(text, delimiter, first_line=skipped + 1)
     header: list[str] | None = None
     result = []
-    for line, values in rows:
+    for line, values in _table_rows(rows, path):
         if not any(v.strip() for v in values):
             continue
         if header is None:
@@ -142,6 +165,16 @@ def _agenda_rows_from_csv(path: Path) -> list[tuple[int, dict[str, tuple[str, in
             )
         result.append((line, {h: (v, line) for h, v in zip(header, values, strict=False)}))
     return result
+
+
+def _table_rows(
+    rows: Iterator[tuple[int, list[str]]], path: Path
+) -> Iterator[tuple[int, list[str]]]:
+    """Yield `rows`; a row the CSV reader cannot read becomes a ContentError at its line."""
+    try:
+        yield from rows
+    except UnreadableTable as exc:
+        raise ContentError(path, str(exc), exc.line) from None
 
 
 def _event_from_row(row: dict[str, tuple[str, int]], path: Path, line: int) -> Event:
@@ -215,7 +248,7 @@ def slugify(text: str) -> str:
 
 def load_article(path: Path, events_by_id: dict[str, Event]) -> Article:
     """Load one article file and link it to its agenda event."""
-    front = _split_front_matter(read_text(path), path)
+    front = _split_front_matter(read_text(path, "an article"), path)
     title = _text_field(front.fields, "title", path, front.line, required=True)
     event_id = _text_field(front.fields, "event", path, front.line, required=False)
     unknown = sorted(set(front.fields) - {"title", "event"})
@@ -265,7 +298,7 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
         raise ContentError(
             issue_path, "not found; every issue folder needs an issue.yaml with subject and date"
         )
-    root = parse_yaml(read_text(issue_path), issue_path)
+    root = parse_yaml(read_text(issue_path, "issue.yaml"), issue_path)
     if not isinstance(root.value, dict):
         raise ContentError(issue_path, "must be 'key: value' lines (subject, date, ...)", root.line)
     fields = root.value

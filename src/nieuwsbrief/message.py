@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from email import policy, quoprimime
 from email.headerregistry import Address
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr, quote
 
+from .addresses import smtp_address
 from .errors import NieuwsbriefError
 from .model import MERGE_MARKER_RE, Brand, RenderedIssue, Subscriber
 from .tokens import mailto_link, make_token, unsubscribe_link
@@ -67,6 +68,17 @@ def _fold(name: str, value: str) -> bytes:
     header = policy.SMTP.header_factory(name, value)
     folded: str = header.fold(policy=policy.SMTP)
     return folded.encode("ascii")
+
+
+def _to_header(name: str, address: str) -> bytes:
+    """Return the To: field; `address` is in SMTP form (an international domain in ASCII)."""
+    if address.isascii():
+        to = formataddr((name, address), charset="utf-8")
+        return _fold("To", to) if len(to) > 76 or not to.isascii() else f"To: {to}\r\n".encode()
+    # A non-ASCII local part only travels with SMTPUTF8, whose headers are UTF-8 as they are
+    # (RFC 6532); email.headerregistry refuses such an address, so the field is written here.
+    shown = f'"{quote(name)}" <{address}>' if name and len(name) <= 200 else address
+    return f"To: {shown}\r\n".encode()
 
 
 @dataclass(frozen=True)
@@ -199,9 +211,8 @@ class MessageFactory:
             raise MessageError(f"line {subscriber.line}: a line break in a name or address")
         links = self._links(subscriber.email)
         values = self.values(subscriber, links)
-        to = formataddr((subscriber.name, subscriber.email), charset="utf-8")
         headers = [
-            _fold("To", to) if len(to) > 76 or not to.isascii() else f"To: {to}\r\n".encode(),
+            _to_header(subscriber.name, smtp_address(subscriber.email)),
             f"Date: {format_datetime(self._clock())}\r\n".encode(),
             f"Message-ID: {make_msgid(domain=self._msgid_domain)}\r\n".encode(),
             self._static_headers,

@@ -21,6 +21,7 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 
 from . import ledger as ledger_mod
+from .addresses import normalise_address, smtp_address
 from .check import CheckReport, check_composed
 from .compose import Composed, FactoryMaker, compose_issue
 from .config import Settings
@@ -33,7 +34,7 @@ from .model import Issue, Subscriber
 from .render import default_templates_dir
 from .subscribers import SubscriberList, load_subscribers
 from .suppression import SuppressionList
-from .tokens import normalise_address, recipient_id
+from .tokens import recipient_id
 from .transport import MaildirOutbox, Outcome, SmtpParams, SmtpTransport, Transport
 
 FAILURES_FILE = "send-failures.csv"
@@ -222,14 +223,6 @@ def transport_for(settings: Settings) -> Transport:
             max_per_connection=settings.max_per_connection,
         )
     )
-
-
-def smtp_address(address: str) -> str:
-    """Return an address as SMTP needs it: an internationalised domain in its ASCII form."""
-    local, _, domain = address.rpartition("@")
-    if domain.isascii():
-        return address
-    return f"{local}@{domain.encode('idna').decode('ascii')}"
 
 
 def _plan(

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
+from nieuwsbrief.addresses import needs_smtputf8, normalise_address, smtp_address
 from nieuwsbrief.errors import SubscriberListError
+from nieuwsbrief.inputfile import LIST_LIMIT, InputFileError, read_input
 from nieuwsbrief.model import Subscriber
 from nieuwsbrief.tabular import (
     DELIMITER_NAMES,
@@ -86,11 +88,17 @@ def normalise_key(header: str) -> str:
 
 def load_subscribers(path: Path) -> SubscriberList:
     """Read a CSV subscriber list: valid unique addresses kept, every skipped row reported."""
-    data = _read_bytes(path)
     try:
-        text, encoding = decode(data)
+        data = read_input(path, LIST_LIMIT, "a subscriber list")
+    except InputFileError as exc:
+        raise SubscriberListError(str(exc)) from None
+    try:
+        return _parse(path, *decode(data))
     except UnreadableTable as exc:
-        raise SubscriberListError(f"{path}: {exc}") from None
+        raise SubscriberListError(exc.located(path)) from None
+
+
+def _parse(path: Path, text: str, encoding: str) -> SubscriberList:
     delimiter, skip_lines, text = detect_delimiter(text)
 
     rows = numbered_rows(text, delimiter, first_line=skip_lines + 1)
@@ -129,15 +137,14 @@ def load_subscribers(path: Path) -> SubscriberList:
             invalid.append(RejectedRow(line, "", "no e-mail address"))
             continue
         try:
-            email = validate_email(
-                raw_email, check_deliverability=False, allow_smtputf8=False
-            ).normalized
+            # A non-ASCII local part is valid (RFC 6531); send needs SMTPUTF8 for it and the
+            # report says so. The normalized form keeps an international domain in Unicode.
+            email = validate_email(raw_email, check_deliverability=False).normalized
         except EmailNotValidError as exc:
             reason = f"not a valid e-mail address: {str(exc).rstrip('.')}"
             invalid.append(RejectedRow(line, raw_email, reason))
             continue
-        # Mailbox local parts are case-sensitive in theory, never in practice: one person, one mail.
-        dedupe_key = email.lower()
+        dedupe_key = normalise_address(email)
         if dedupe_key in first_seen:
             duplicates.append(DuplicateRow(line, email, first_seen[dedupe_key]))
             continue
@@ -188,6 +195,19 @@ def format_report(lst: SubscriberList, suppressed: int | None = None) -> str:
             f"{lst.path}:{d.line}: duplicate of line {d.first_line} ({d.email})"
             for d in lst.duplicates
         )
+    smtputf8 = [s for s in lst.subscribers if needs_smtputf8(s.email)]
+    if smtputf8:
+        lines.append(
+            f"  {len(smtputf8)} with non-ASCII characters before the @, sent only if the mail "
+            "server offers SMTPUTF8 (otherwise that recipient fails):"
+        )
+        lines += _limited(f"{lst.path}:{s.line}: {s.email} needs SMTPUTF8" for s in smtputf8)
+    idn = [s for s in lst.subscribers if not s.email.isascii() and not needs_smtputf8(s.email)]
+    if idn:
+        lines.append(
+            f"  {len(idn)} with an international domain, sent in its ASCII form "
+            f"(line {idn[0].line}: {smtp_address(idn[0].email)})"
+        )
     if suppressed is not None:
         lines.append(f"  {suppressed} suppressed (will be skipped)")
     return "\n".join(lines)
@@ -209,17 +229,6 @@ def _limited(items: Iterable[str]) -> list[str]:
     if hidden:
         shown.append(f"    ... and {hidden} more")
     return shown
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise SubscriberListError(f"{path}: no such file; check the path") from None
-    except IsADirectoryError:
-        raise SubscriberListError(f"{path}: is a folder; give the CSV file inside it") from None
-    except OSError as exc:
-        raise SubscriberListError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
 def _first_nonblank(rows: Iterator[tuple[int, list[str]]], path: Path) -> tuple[int, list[str]]:

@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
+from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.tabular import UnreadableTable, decode, detect_delimiter
-from nieuwsbrief.tokens import find_token, normalise_address, verify_token
+from nieuwsbrief.tokens import find_token, verify_token
 
 SCHEMA_VERSION = 2
 # bounce: the server said the address does not exist (at send time or in a returned report).

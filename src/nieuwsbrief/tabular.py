@@ -13,6 +13,11 @@ import io
 import re
 from collections.abc import Iterator
 
+# The longest cell a table may have. Python's csv module stops at 131,072 characters by default
+# with a bare "_csv.Error"; real cells (an address, a name, a note) are far shorter, and a cell
+# over this limit is reported with its line (usually a quote that is never closed).
+FIELD_LIMIT = 1_000_000
+csv.field_size_limit(FIELD_LIMIT)
 DELIMITERS = (",", ";", "\t")
 DELIMITER_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab"}
 SNIFF_BYTES = 16_384  # csv.Sniffer is slow on big samples and a few lines are enough
@@ -20,7 +25,15 @@ _SEP_HINT_RE = re.compile(r"sep=(.)\r?\n?", re.IGNORECASE)
 
 
 class UnreadableTable(Exception):
-    """The bytes are not a text table; the message says why and what to do."""
+    """The bytes are not a text table; the message says why and what to do, `line` where."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+    def located(self, path: object) -> str:
+        """Return the message prefixed with `path:line` (or `path` when no line is known)."""
+        return f"{path}:{self.line}: {self}" if self.line else f"{path}: {self}"
 
 
 def decode(data: bytes) -> tuple[str, str]:
@@ -96,7 +109,21 @@ def numbered_rows(text: str, delimiter: str, first_line: int) -> Iterator[tuple[
     # newline="" keeps quoted line breaks intact and lets csv count physical lines itself.
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
     consumed = 0
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            line = first_line + consumed
+            if "field larger than field limit" in str(exc):
+                raise UnreadableTable(
+                    f"a cell in the row starting here is longer than {FIELD_LIMIT:,} characters "
+                    '(the limit); often a quote (") that is never closed swallows the rest of '
+                    "the file: check the quotes in this row",
+                    line,
+                ) from None
+            raise UnreadableTable(f"cannot be read as CSV ({exc}); check this row", line) from None
         yield first_line + consumed, row
         # line_num counts the source lines read so far, including line breaks inside quotes.
         consumed = reader.line_num

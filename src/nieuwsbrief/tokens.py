@@ -17,10 +17,10 @@ import binascii
 import hashlib
 import hmac
 import re
-import unicodedata
 from functools import lru_cache
 from urllib.parse import unquote
 
+from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.errors import NieuwsbriefError
 
 VERSION = "1"
@@ -38,11 +38,6 @@ _TOKEN_FULL_RE = re.compile(rf"{VERSION}[{_B64}]{{{_BODY_CHARS}}}")
 
 _ID_LABEL = b"nieuwsbrief/unsubscribe/recipient-id/v1"
 _MAC_LABEL = b"nieuwsbrief/unsubscribe/mac/v1"
-
-
-def normalise_address(address: str) -> str:
-    """Return the form of an address that tokens and the suppression list agree on."""
-    return unicodedata.normalize("NFC", address.strip()).lower()
 
 
 @lru_cache(maxsize=8)

@@ -22,10 +22,73 @@ class Node:
     line: int
 
 
+MAX_DEPTH = 32  # our files nest three levels; a deeper file is a mistake or an attack
+# PyYAML needs about 700 bytes per value: 5 MB of "- a" lines would take 900 MB and 30 s.
+MAX_VALUES = 100_000  # an agenda of 10,000 events has 70,000
+
+
+class _Refused(Exception):
+    """A construct our files do not allow; `line` is 0-based within the parsed text."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader's composer without anchors and aliases, and with a nesting limit.
+
+    An alias makes one node appear many times: nine levels of them in 432 bytes (a "billion
+    laughs") expand to millions of values, and `&a [*a]` contains itself. Our files never need
+    them, so they are refused where they are written.
+    """
+
+    _depth = 0
+    _values = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        anchor = getattr(event, "anchor", None)
+        if anchor is not None:
+            raise _Refused(
+                f"aliases (&{anchor} / *{anchor}) are not allowed; write the value out",
+                event.start_mark.line,
+            )
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(
+                f"values are nested more than {MAX_DEPTH} levels deep; "
+                "this file needs at most a list of mappings",
+                event.start_mark.line,
+            )
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise _Refused(
+                f"the file has more than {MAX_VALUES:,} values; is this the right file?",
+                event.start_mark.line,
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def parse_yaml(text: str, path: Path, first_line: int = 1) -> Node:
     """Parse YAML text into a Node tree; `first_line` is the file line of the text's first line."""
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = loader.get_single_node()
+    except _Refused as exc:
+        raise ContentError(path, str(exc), first_line + exc.line) from None
+    except yaml.reader.ReaderError as exc:
+        line = first_line + text.count("\n", 0, exc.position)
+        raise ContentError(
+            path,
+            f"contains the character U+{exc.character:04X}, which YAML does not allow; delete it",
+            line,
+        ) from None
+    except RecursionError:  # MAX_DEPTH stops nesting long before this; kept as a last guard
+        raise ContentError(path, "values are nested too deeply", first_line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = first_line + mark.line if mark else first_line
@@ -33,6 +96,8 @@ def parse_yaml(text: str, path: Path, first_line: int = 1) -> Node:
         raise ContentError(path, f"invalid YAML: {problem}", line) from None
     except yaml.YAMLError as exc:
         raise ContentError(path, f"invalid YAML: {exc}", first_line) from None
+    finally:
+        loader.dispose()
     if root is None:
         return Node(None, first_line)
     return _convert(root, path, first_line - 1)
@@ -51,7 +116,8 @@ def _convert(node: yaml.Node, path: Path, offset: int) -> Node:
         mapping: dict[str, Node] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise ContentError(path, "a key must be plain text", key_node.start_mark.line + 1)
+                line = key_node.start_mark.line + 1 + offset
+                raise ContentError(path, "a key must be plain text", line)
             key = str(key_node.value)
             if key in mapping:
                 raise ContentError(

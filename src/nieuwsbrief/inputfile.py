@@ -1,0 +1,76 @@
+"""Read one input file with a size cap; only a regular file is read, never a device or a pipe.
+
+Every file nieuwsbrief reads from the user (issue.yaml, articles, agenda, brand.yaml, subscriber
+lists, unsubscribe request files) comes through `read_input`, so a list exported wrongly, an
+article that is a symlink to /dev/zero or a FIFO never fills the memory or hangs the command.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .errors import ContentError
+
+MB = 1024 * 1024
+CONTENT_LIMIT = 5 * MB  # an article, issue.yaml, the agenda, brand.yaml
+LIST_LIMIT = 50 * MB  # a subscriber list or an unsubscribe request file
+
+
+class InputFileError(ContentError):
+    """An input file cannot be read: missing, not a regular file, too big, or unreadable."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _size(size: int) -> str:
+    return f"{size / MB:.1f} MB" if size >= MB else f"{size:,} bytes"
+
+
+def read_input(path: Path, limit: int, what: str = "file") -> bytes:
+    """Return the bytes of the regular file at `path` (symlinks followed), at most `limit`."""
+    try:
+        info = path.stat()  # follows symlinks: the target is what would be read
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file; check the path") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        target = ""
+        if path.is_symlink():
+            target = f" (a link to {path.resolve()})"
+        hint = "give the folder's file instead" if stat.S_ISDIR(info.st_mode) else "give a file"
+        raise InputFileError(path, f"is {_kind(info.st_mode)}{target}, not a file; {hint}")
+    if info.st_size > limit:
+        raise InputFileError(path, _too_big(info.st_size, limit, what))
+    try:
+        # O_NONBLOCK: should the file have been swapped for a FIFO since stat(), open() must
+        # not wait for a writer; fstat() below then refuses it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InputFileError(path, "is not a regular file; give a file")
+        data = handle.read(limit + 1)  # a file that grew since stat() is still capped
+    if len(data) > limit:
+        raise InputFileError(path, _too_big(len(data), limit, what))
+    return data
+
+
+def _too_big(size: int, limit: int, what: str) -> str:
+    return (
+        f"is {_size(size)}; {what} may be at most {_size(limit)}. "
+        "Is this the right file? Split it, or remove what does not belong in it"
+    )
