@@ -14,7 +14,6 @@ from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.suppression import (
     Status,
     SuppressionList,
-    read_request_file,
     unsubscribe_requests,
 )
 from nieuwsbrief.tokens import mailto_link, make_token, recipient_id
@@ -227,39 +226,3 @@ def test_unsubscribe_requests_accepts_a_path(tmp_path: Path) -> None:
     outcomes = unsubscribe_requests(SECRET, path, ["jan@gemeente.nl"], source="mailto")
     assert outcomes[0].status is Status.ADDED
     assert SuppressionList(path).entries()[0].source == "mailto"
-
-
-def test_request_file_plain_lines(tmp_path: Path) -> None:
-    path = tmp_path / "afmeldingen.txt"
-    path.write_text(
-        "# afmeldingen van de telefoon\n\njan@gemeente.nl\n  piet@gemeente.nl  \n"
-        "Re: afmelden 1AAAA\n",
-        encoding="utf-8",
-    )
-    assert read_request_file(path) == [
-        "jan@gemeente.nl",
-        "piet@gemeente.nl",
-        "Re: afmelden 1AAAA",
-    ]
-
-
-def test_request_file_csv_semicolon_with_bom(tmp_path: Path) -> None:
-    path = tmp_path / "export.csv"
-    text = 'Naam;E-mailadres;Organisatie\nZoë Jansen;zoe@gemeente.nl;"Gemeente; Breda"\n'
-    text += ";;\nJan;jan@gemeente.nl;X\n"
-    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
-    assert read_request_file(path) == ["zoe@gemeente.nl", "jan@gemeente.nl"]
-
-
-def test_request_file_csv_cp1252_comma_and_tab(tmp_path: Path) -> None:
-    comma = tmp_path / "a.csv"
-    comma.write_bytes("naam,email\nCafé Zoë,zoe@gemeente.nl\n".encode("cp1252"))
-    assert read_request_file(comma) == ["zoe@gemeente.nl"]
-    tab = tmp_path / "b.tsv"
-    tab.write_text("E-mail\tNaam\njan@gemeente.nl\tJan\n", encoding="utf-8")
-    assert read_request_file(tab) == ["jan@gemeente.nl"]
-
-
-def test_request_file_missing(tmp_path: Path) -> None:
-    with pytest.raises(NieuwsbriefError, match=r"weg\.txt"):
-        read_request_file(tmp_path / "weg.txt")

@@ -379,7 +379,7 @@ def _article_paths(issue_dir: Path, issue_path: Path, node: Node | None) -> list
             raise ContentError(
                 issue_path, f"'{name}' must be a file inside the issue folder", item.line
             )
-        if not candidate.is_file():
+        if not candidate.exists():  # a folder or a device by that name: read_input says so
             raise ContentError(issue_path, f"article '{name}' not found in {issue_dir}", item.line)
         paths.append(candidate)
     return paths

@@ -8,7 +8,6 @@ the same time: WAL mode and a busy timeout let a reader and a writer share it.
 from __future__ import annotations
 
 import contextlib
-import csv
 import os
 import re
 import sqlite3
@@ -21,7 +20,6 @@ from pathlib import Path
 
 from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.errors import NieuwsbriefError
-from nieuwsbrief.tabular import UnreadableTable, decode, detect_delimiter
 from nieuwsbrief.tokens import find_token, verify_token
 
 SCHEMA_VERSION = 2
@@ -338,40 +336,3 @@ def _one_request(secret: str, suppression: SuppressionList, item: str, source: s
         note = ""
     added = suppression.add(address, source, note)
     return Outcome(item, Status.ADDED if added else Status.ALREADY, address)
-
-
-_EMAIL_HEADERS = frozenset({"email", "emailadres", "emailaddress", "mail", "mailadres"})
-
-
-def _is_email_header(cell: str) -> bool:
-    name = re.sub(r"[\s_\-.\"']", "", cell.lower())
-    return name in _EMAIL_HEADERS or name.startswith("emailadres")
-
-
-def read_request_file(path: Path | str) -> list[str]:
-    """Return the items of a request file: one per line, or the e-mail column of a CSV."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise NieuwsbriefError(f"{path}: cannot read the request file ({exc.strerror})") from exc
-    try:
-        text = decode(data)[0]
-    except UnreadableTable as exc:
-        raise NieuwsbriefError(f"{path}: {exc}") from None
-    lines = [
-        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    ]
-    if not lines:
-        return []
-    header = lines[0]
-    delimiter = detect_delimiter("\n".join(lines))[0]
-    cells = next(csv.reader([header], delimiter=delimiter))
-    column = next((i for i, cell in enumerate(cells) if _is_email_header(cell)), None)
-    if column is None:
-        return [line.strip() for line in lines]
-    items = []
-    for row in csv.reader(lines[1:], delimiter=delimiter):
-        if column < len(row) and row[column].strip():
-            items.append(row[column].strip())
-    return items

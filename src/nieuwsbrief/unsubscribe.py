@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,8 +12,13 @@ from email_validator import EmailNotValidError, validate_email
 
 from .config import Settings
 from .errors import ConfigError, NieuwsbriefError
-from .suppression import Status, SuppressionList, read_request_file, unsubscribe_requests
+from .inputfile import LIST_LIMIT, read_input
+from .subscribers import EMAIL_ALIASES, normalise_key
+from .suppression import Status, SuppressionList, unsubscribe_requests
+from .tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
 from .unsubscribe_app import make_app, serve
+
+_LINE_END_RE = re.compile(r"\r\n|\r|\n")
 
 _PROBLEMS = (Status.INVALID_TOKEN, Status.UNKNOWN_TOKEN, Status.NOT_AN_ADDRESS)
 
@@ -45,6 +52,41 @@ def unsubscribe_items(
     problems = sum(1 for o in outcomes if o.status in _PROBLEMS)
     lines.append(f"{added} unsubscribed, {problems} not understood; {settings.suppression_path}")
     return "\n".join(lines), problems == 0
+
+
+def read_request_file(path: Path) -> list[str]:
+    """Return the items of a request file: one per line, or the e-mail column of a CSV."""
+    data = read_input(path, LIST_LIMIT, "a request file")
+    try:
+        text = decode(data)[0]
+    except UnreadableTable as exc:
+        raise NieuwsbriefError(exc.located(path)) from None
+    lines = [line.strip() for line in _LINE_END_RE.split(text)]
+    wanted = [line for line in lines if line and not line.startswith("#")]
+    if not wanted:
+        return []
+    delimiter = detect_delimiter("\n".join(wanted[:50]))[0]
+    try:
+        header = next(csv.reader([wanted[0]], delimiter=delimiter))
+    except csv.Error:  # not a CSV header (a cell over the limit, say): plain lines
+        header = []
+    keys = [normalise_key(cell) for cell in header]
+    column = next((i for i, key in enumerate(keys) if key in EMAIL_ALIASES), None)
+    if column is None:
+        return wanted  # one request per line, as typed: a line may hold a comma or a subject
+    items = []
+    seen_header = False
+    try:
+        for _, cells in numbered_rows(text, delimiter, first_line=1):
+            first = cells[0].strip() if cells else ""
+            if first.startswith("#") or not any(cell.strip() for cell in cells):
+                continue
+            if seen_header and column < len(cells) and cells[column].strip():
+                items.append(cells[column].strip())
+            seen_header = True
+    except UnreadableTable as exc:
+        raise NieuwsbriefError(exc.located(path)) from None
+    return items
 
 
 def _address_problem(item: str) -> str:
