@@ -1,4 +1,4 @@
-"""The one-click unsubscribe endpoint, over real HTTP against the wsgiref server on 127.0.0.1."""
+"""The one-click unsubscribe endpoint, over real HTTP against its waitress server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.suppression import SuppressionList
 from nieuwsbrief.tokens import make_token, recipient_id
-from nieuwsbrief.unsubscribe_app import make_app, make_server_for, mask_address
+from nieuwsbrief.unsubscribe_app import UnsubscribeServer, make_app, mask_address
 
 SECRET = "test-secret-0123456789abcdef"
 URL = "https://www.bureau-kennis.net/afmelden/{token}"
@@ -60,15 +60,13 @@ def server(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Server]
     db_path = tmp_path / "suppression.sqlite"
     db = SuppressionList(db_path)
     db.register([(recipient_id(SECRET, ADDRESS), ADDRESS)])
-    httpd = make_server_for(make_app(SECRET, db_path, URL), "127.0.0.1", 0)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    httpd = UnsubscribeServer(make_app(SECRET, db_path, URL), "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve, daemon=True)
     thread.start()
     try:
-        host, port = httpd.server_address[:2]
-        yield Server(str(host), int(port), db)
+        yield Server(httpd.host, httpd.port, db)
     finally:
-        httpd.shutdown()
-        httpd.server_close()
+        httpd.stop()
         thread.join(5)
 
 
@@ -242,7 +240,7 @@ def test_log_has_no_token_and_no_address(
     server.request("POST", f"/afmelden/{stranger}", ONE_CLICK, FORM)
     server.request("GET", "/afmelden/jan.jansen@gemeente.nl")
     server.request("GET", f"/{token()}")
-    server.request("GET", "/x" * 40_000)  # too long for http.server: a protocol error
+    server.request("GET", "/x" * 40_000)  # a request line over the limit: refused by waitress
     logged = caplog.text + capfd.readouterr().err
     assert "POST /afmelden/… 200" in logged
     assert "GET /afmelden/… 200" in logged

@@ -392,12 +392,31 @@ def unsubscribe(
 @app.command("unsubscribe-server")
 def unsubscribe_server(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port.")] = 8025,
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port).")
+    ] = 8025,
+    timeout: Annotated[
+        int,
+        typer.Option(
+            "--timeout", min=1, help="Seconds before an idle or too slow connection is closed."
+        ),
+    ] = 30,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections", min=1, help="Open connections at most; more wait their turn."
+        ),
+    ] = 500,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="Requests handled at the same time.")
+    ] = 8,
 ) -> None:
     """Run the one-click unsubscribe endpoint (RFC 8058) for NIEUWSBRIEF_UNSUBSCRIBE_URL."""
     from .unsubscribe import run_server
+    from .unsubscribe_app import ServerLimits
 
-    run_server(_settings(), host, port, announce=typer.echo)
+    limits = ServerLimits(timeout=timeout, connections=max_connections, threads=threads)
+    run_server(_settings(), host, port, limits, announce=typer.echo)
 
 
 @app.command()

@@ -16,7 +16,7 @@ from .inputfile import LIST_LIMIT, read_input
 from .subscribers import EMAIL_ALIASES, normalise_key
 from .suppression import Status, SuppressionList, unsubscribe_requests
 from .tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
-from .unsubscribe_app import make_app, serve
+from .unsubscribe_app import ServerLimits, make_app, serve
 
 _LINE_END_RE = re.compile(r"\r\n|\r|\n")
 
@@ -113,7 +113,12 @@ def remove_address(settings: Settings, address: str) -> str:
 
 
 def run_server(
-    settings: Settings, host: str, port: int, *, announce: Callable[[str], None]
+    settings: Settings,
+    host: str,
+    port: int,
+    limits: ServerLimits,
+    *,
+    announce: Callable[[str], None],
 ) -> None:
     """Serve the one-click unsubscribe endpoint until Ctrl+C."""
     if not settings.unsubscribe_url:
@@ -123,5 +128,12 @@ def run_server(
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     app = make_app(settings.secret, settings.suppression_path, settings.unsubscribe_url)
-    announce(f"Unsubscribe endpoint for {settings.unsubscribe_url} (Ctrl+C stops it)")
-    serve(app, host, port)
+
+    def listening(url: str) -> None:
+        announce(
+            f"Unsubscribe endpoint for {settings.unsubscribe_url} on {url} "
+            f"(time-out {limits.timeout} s, up to {limits.connections} connections; "
+            "Ctrl+C stops it)"
+        )
+
+    serve(app, host, port, limits, announce=listening)

@@ -15,18 +15,25 @@ import base64
 import hashlib
 import logging
 import re
-import socketserver
-from collections.abc import Iterable
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import jinja2
+from waitress import wasyncore
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
 
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.suppression import SuppressionList
@@ -332,8 +339,24 @@ def make_app(
 
 
 # -- the server ---------------------------------------------------------------------------------
+#
+# waitress: a pure-Python production WSGI server. Its main thread reads every connection with
+# poll() and hands only complete requests to a fixed pool of threads, so a slow or idle client
+# costs a socket, never a thread; it has a real listen backlog and a connection limit. It lacks
+# one thing: a client that trickles a request byte by byte stays "active" for ever. _Channel
+# remembers when the request being read began, and _Server closes it after the time-out too.
 
 _SAFE_SEGMENT_RE = re.compile(r"[a-z][a-z-]{0,19}")
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """How much the endpoint holds: time-out per connection, connections, threads, backlog."""
+
+    timeout: int = 30  # seconds idle, and seconds to send one whole request
+    connections: int = 500  # open connections; more wait in the backlog until one closes
+    threads: int = 8  # requests handled at the same time (writes queue in SQLite anyway)
+    backlog: int = 1024  # connections the kernel queues before accept(): a burst of clicks
 
 
 def _loggable_path(path: str) -> str:
@@ -344,50 +367,139 @@ def _loggable_path(path: str) -> str:
     return "/…"
 
 
-class _PrivateRequestHandler(WSGIRequestHandler):
-    """Log method, path prefix and status only: no token, no address, no client IP."""
+def _logged(app: WSGIApplication) -> WSGIApplication:
+    """Log method, path prefix and status only (no token, no address, no client IP)."""
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        method = self.command if self.command in {"GET", "HEAD", "POST"} else "other"
-        log.info("%s %s %s", method, _loggable_path(getattr(self, "path", "")), code)
+    def logged_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "")
+        method = method if method in {"GET", "HEAD", "POST"} else "other"
+        path = _loggable_path(environ.get("PATH_INFO", ""))
 
-    def log_message(self, format: str, *args: Any) -> None:
-        # http.server reports protocol errors here with the raw request line in the arguments.
-        code = args[0] if args and isinstance(args[0], int) else "-"
-        log.info("request refused (%s)", code)
+        def logging_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            log.info("%s %s %s", method, path, status.split(" ", 1)[0])
+            return start_response(status, headers, exc_info)
+
+        try:
+            return app(environ, logging_start_response)
+        except Exception as exc:  # a bug must not put the request (its token) into a log
+            log.error("%s %s failed (%s)", method, path, type(exc).__name__)
+            body = b"Interne fout; probeer het later opnieuw."
+            start_response(
+                "500 Internal Server Error",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+                sys.exc_info(),
+            )
+            return [body]
+
+    return logged_app
 
 
-class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    """wsgiref's server, one thread per request, so a slow client blocks nobody."""
+class _Channel(HTTPChannel):  # type: ignore[misc]
+    """waitress's connection, remembering when the request it is reading began."""
 
-    daemon_threads = True
+    request_started: float | None = None
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None:
+            self.request_started = time.time()  # waitress's clock for last_activity
+        result: bool = super().received(data)
+        if self.request is None:
+            self.request_started = None
+        return result
 
 
-def make_server_for(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8025) -> WSGIServer:
-    """Return a bound, not yet serving, threading WSGI server for `app` (port 0: any free port)."""
-    try:
-        return make_server(
-            host,
-            port,
-            app,
-            server_class=ThreadingWSGIServer,
-            handler_class=_PrivateRequestHandler,
+class _Server(TcpWSGIServer):  # type: ignore[misc]
+    """waitress's TCP server that also closes connections sending a request too slowly."""
+
+    channel_class = _Channel
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)  # idle connections
+        cutoff = now - self.adj.channel_timeout
+        for channel in list(self.active_channels.values()):
+            started = getattr(channel, "request_started", None)
+            if started is not None and started < cutoff and not channel.requests:
+                channel.will_close = True
+
+
+class UnsubscribeServer:
+    """The endpoint listening on host:port (port 0: any free port) until `stop()` or Ctrl+C."""
+
+    def __init__(
+        self, app: WSGIApplication, host: str, port: int, limits: ServerLimits = ServerLimits()
+    ) -> None:
+        adjustments = Adjustments(
+            host=host,
+            port=port,
+            threads=limits.threads,
+            connection_limit=limits.connections,
+            backlog=limits.backlog,
+            channel_timeout=limits.timeout,
+            cleanup_interval=1,  # check the time-outs every second
+            max_request_header_size=16 * 1024,
+            max_request_body_size=MAX_BODY_BYTES,
+            asyncore_use_poll=True,  # select() cannot watch more than 1,024 sockets
+            ident="nieuwsbrief",
+            expose_tracebacks=False,
         )
-    except OSError as exc:
-        raise NieuwsbriefError(
-            f"{host}:{port}: cannot listen for unsubscribe requests ({exc.strerror}); "
-            "choose another --host/--port"
-        ) from exc
+        _raise_open_files_limit(limits.connections + 64)
+        try:
+            self._server = _Server(_logged(app), adj=adjustments, sockinfo=adjustments.listen[0])
+        except OSError as exc:
+            raise NieuwsbriefError(
+                f"{host}:{port}: cannot listen for unsubscribe requests ({exc.strerror}); "
+                "choose another --host/--port"
+            ) from exc
+        self.limits = limits
+        self.host = str(self._server.effective_host)
+        self.port = int(self._server.effective_port)
+        self._stopping = threading.Event()
+
+    def serve(self) -> None:
+        """Serve until `stop()` is called or Ctrl+C; then close every connection."""
+        try:
+            while not self._stopping.is_set():
+                wasyncore.loop(timeout=1.0, map=self._server._map, use_poll=True, count=1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._server.task_dispatcher.shutdown()
+            wasyncore.close_all(self._server._map)
+
+    def stop(self) -> None:
+        """Make `serve()` return (from any thread)."""
+        self._stopping.set()
+        self._server.pull_trigger()  # wake poll() at once
 
 
-def serve(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8025) -> None:
-    """Serve `app` until interrupted (Ctrl+C)."""
-    server = make_server_for(app, host, port)
-    bound_host, bound_port = server.server_address[:2]
-    log.info("afmeldserver luistert op http://%s:%s/", bound_host, bound_port)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        log.info("afmeldserver gestopt")
-    finally:
-        server.server_close()
+def _raise_open_files_limit(wanted: int) -> None:
+    """Raise this process's open-file limit so the connection limit can be reached."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def serve(
+    app: WSGIApplication,
+    host: str = "127.0.0.1",
+    port: int = 8025,
+    limits: ServerLimits = ServerLimits(),
+    *,
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Serve `app` until interrupted (Ctrl+C); `announce` gets the address it listens on."""
+    logging.getLogger("waitress").setLevel(logging.WARNING)  # its INFO lines name the path
+    server = UnsubscribeServer(app, host, port, limits)
+    url = f"http://{server.host}:{server.port}/"
+    if announce is not None:
+        announce(url)
+    log.info(
+        "afmeldserver luistert op %s (time-out %s s, max. %s verbindingen, %s threads)",
+        url,
+        limits.timeout,
+        limits.connections,
+        limits.threads,
+    )
+    server.serve()
+    log.info("afmeldserver gestopt")
