@@ -490,6 +490,8 @@ def serve(
 ) -> None:
     """Serve `app` until interrupted (Ctrl+C); `announce` gets the address it listens on."""
     logging.getLogger("waitress").setLevel(logging.WARNING)  # its INFO lines name the path
+    # "Task queue depth is N" once per queued request: a burst of clicks is expected, not news.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     server = UnsubscribeServer(app, host, port, limits)
     url = f"http://{server.host}:{server.port}/"
     if announce is not None:
