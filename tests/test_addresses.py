@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 
 from cli_process import run_cli
-from conftest import EXAMPLE_AGENDA
+from conftest import EXAMPLE_AGENDA, factory_maker
 from nieuwsbrief.addresses import (
     AddressError,
     needs_smtputf8,
     normalise_address,
     smtp_address,
 )
+from nieuwsbrief.compose import compose_issue
+from nieuwsbrief.model import Subscriber
 from nieuwsbrief.subscribers import load_subscribers
 from nieuwsbrief.suppression import SuppressionList
 from nieuwsbrief.tokens import make_token, recipient_id
@@ -149,3 +151,15 @@ def test_unsubscribe_in_punycode_matches_the_unicode_row(
     assert "Delivered: 1 " in run.stdout and "1 unsubscribed" in run.stdout
     delivered = [p.read_bytes() for p in (outbox / "new").iterdir()]
     assert len(delivered) == 1 and b"To: B <b@example.nl>" in delivered[0]
+
+
+def test_to_header_in_ascii_form_and_utf8_only_for_a_non_ascii_local_part(
+    example_copy: Path,
+) -> None:
+    factory = compose_issue(example_copy, factory_maker).factory
+    idn = factory.build(Subscriber(email="jan@bücher.example", name="Jan Bücher"))
+    assert idn.isascii()
+    assert b"To: =?utf-8?q?Jan_B=C3=BCcher?= <jan@xn--bcher-kva.example>\r\n" in idn
+    # RFC 6532: with SMTPUTF8 a header carries UTF-8 as it is; the domain is still ASCII.
+    utf8 = factory.build(Subscriber(email="josé@bücher.example", name="José"))
+    assert 'To: "José" <josé@xn--bcher-kva.example>\r\n'.encode() in utf8
