@@ -71,7 +71,11 @@ def test_yaml_alias_in_issue_yaml_and_front_matter(example_copy: Path, tmp_path:
     body = article.read_text(encoding="utf-8")
     article.write_text(body.replace("---\n", "---\nx: *t\n", 1), encoding="utf-8")
     run = run_cli("compose", str(example_copy), "--agenda", str(EXAMPLE_AGENDA), cwd=tmp_path)
-    refused(run, f"{article}:2: aliases (&t / *t) are not allowed; write the value out")
+    refused(
+        run,
+        f"{article}:2: aliases (&t / *t) are not allowed; write the value out "
+        "(text that starts with * needs quotes)",
+    )
 
 
 def test_yaml_nested_too_deep(example_copy: Path, tmp_path: Path) -> None:

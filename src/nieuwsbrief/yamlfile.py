@@ -50,8 +50,14 @@ class _Loader(yaml.SafeLoader):
         event = self.peek_event()  # type: ignore[no-untyped-call]
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
+            # An alias always follows its anchor, so a lone *name is text that lacks quotes.
+            hint = (
+                " (text that starts with * needs quotes)"
+                if isinstance(event, yaml.AliasEvent)
+                else ""
+            )
             raise _Refused(
-                f"aliases (&{anchor} / *{anchor}) are not allowed; write the value out",
+                f"aliases (&{anchor} / *{anchor}) are not allowed; write the value out{hint}",
                 event.start_mark.line,
             )
         if self._depth >= MAX_DEPTH:
