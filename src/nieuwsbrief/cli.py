@@ -406,7 +406,7 @@ def unsubscribe_server(
         typer.Option(
             "--max-connections", min=1, help="Open connections at most; more wait their turn."
         ),
-    ] = 500,
+    ] = 2000,
     threads: Annotated[
         int, typer.Option("--threads", min=1, help="Requests handled at the same time.")
     ] = 8,

@@ -283,7 +283,7 @@ def default_agenda_path(issue_dir: Path) -> Path:
 
 def load_issue_id(issue_path: Path) -> str:
     """Return the `id` of an issue.yaml, or "" when it has none."""
-    root = parse_yaml(read_text(issue_path), issue_path)
+    root = parse_yaml(read_text(issue_path, "issue.yaml"), issue_path)
     if not isinstance(root.value, dict):
         return ""
     return _text_field(root.value, "id", issue_path, 1, required=False).strip()

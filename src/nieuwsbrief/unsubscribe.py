@@ -129,7 +129,7 @@ def run_server(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     app = make_app(settings.secret, settings.suppression_path, settings.unsubscribe_url)
 
-    def listening(url: str) -> None:
+    def listening(url: str, limits: ServerLimits) -> None:
         announce(
             f"Unsubscribe endpoint for {settings.unsubscribe_url} on {url} "
             f"(time-out {limits.timeout} s, up to {limits.connections} connections; "

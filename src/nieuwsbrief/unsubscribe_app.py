@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -354,7 +354,7 @@ class ServerLimits:
     """How much the endpoint holds: time-out per connection, connections, threads, backlog."""
 
     timeout: int = 30  # seconds idle, and seconds to send one whole request
-    connections: int = 500  # open connections; more wait in the backlog until one closes
+    connections: int = 2000  # open connections; more wait in the backlog until one closes
     threads: int = 8  # requests handled at the same time (writes queue in SQLite anyway)
     backlog: int = 1024  # connections the kernel queues before accept(): a burst of clicks
 
@@ -428,6 +428,9 @@ class UnsubscribeServer:
     def __init__(
         self, app: WSGIApplication, host: str, port: int, limits: ServerLimits = ServerLimits()
     ) -> None:
+        # Each connection is a file descriptor; keep 64 for the database, logs and the pool.
+        connections = min(limits.connections, _raise_open_files_limit(limits.connections + 64) - 64)
+        limits = replace(limits, connections=max(connections, 1))
         adjustments = Adjustments(
             host=host,
             port=port,
@@ -442,7 +445,6 @@ class UnsubscribeServer:
             ident="nieuwsbrief",
             expose_tracebacks=False,
         )
-        _raise_open_files_limit(limits.connections + 64)
         try:
             self._server = _Server(_logged(app), adj=adjustments, sockinfo=adjustments.listen[0])
         except OSError as exc:
@@ -472,12 +474,14 @@ class UnsubscribeServer:
         self._server.pull_trigger()  # wake poll() at once
 
 
-def _raise_open_files_limit(wanted: int) -> None:
-    """Raise this process's open-file limit so the connection limit can be reached."""
+def _raise_open_files_limit(wanted: int) -> int:
+    """Raise this process's open-file limit towards `wanted`; return the limit now in force."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return wanted
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
 
 
 def serve(
@@ -486,22 +490,22 @@ def serve(
     port: int = 8025,
     limits: ServerLimits = ServerLimits(),
     *,
-    announce: Callable[[str], None] | None = None,
+    announce: Callable[[str, ServerLimits], None] | None = None,
 ) -> None:
-    """Serve `app` until interrupted (Ctrl+C); `announce` gets the address it listens on."""
+    """Serve `app` until interrupted (Ctrl+C); `announce` gets the address and limits in force."""
     logging.getLogger("waitress").setLevel(logging.WARNING)  # its INFO lines name the path
     # "Task queue depth is N" once per queued request: a burst of clicks is expected, not news.
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     server = UnsubscribeServer(app, host, port, limits)
     url = f"http://{server.host}:{server.port}/"
     if announce is not None:
-        announce(url)
+        announce(url, server.limits)
     log.info(
         "afmeldserver luistert op %s (time-out %s s, max. %s verbindingen, %s threads)",
         url,
-        limits.timeout,
-        limits.connections,
-        limits.threads,
+        server.limits.timeout,
+        server.limits.connections,
+        server.limits.threads,
     )
     server.serve()
     log.info("afmeldserver gestopt")
