@@ -47,31 +47,58 @@ def chromium_path() -> str | None:
     return shutil.which(candidate)
 
 
+# Playwright's sync API runs one event loop per thread: a second `sync_playwright()` while one
+# is open fails. Fixtures of several modules (module or session scope) therefore share one
+# Chromium, started by the first and closed when the last one is done.
+_shared: dict[str, Any] = {"users": 0}
+
+
 def browser_fixture(scope: str = "module") -> Callable[..., Any]:
-    """Return a pytest fixture that launches headless Chromium once per `scope`."""
+    """Return a pytest fixture that gives the (shared) headless Chromium for `scope`."""
 
     @pytest.fixture(scope=scope)
     def browser() -> Iterator[Browser]:
+        if not _shared["users"]:
+            _shared["browser"], _shared["stop"] = _launch()
+        _shared["users"] += 1
         try:
-            from playwright.sync_api import sync_playwright
-        except ImportError:
-            require_tool("playwright", False, "pip install playwright (the Python package)")
-        executable = chromium_path()
-        require_tool(
-            "chromium",
-            executable is not None,
-            "install Debian's chromium or set NIEUWSBRIEF_CHROMIUM to a Chromium binary",
-        )
-        with sync_playwright() as playwright:
-            launched = playwright.chromium.launch(
-                executable_path=executable, headless=True, args=CHROMIUM_ARGS
-            )
-            try:
-                yield launched
-            finally:
-                launched.close()
+            yield _shared["browser"]
+        finally:
+            _shared["users"] -= 1
+            if not _shared["users"]:
+                _shared.pop("stop")()
 
     return browser
+
+
+def _launch() -> tuple[Browser, Callable[[], None]]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_tool("playwright", False, "pip install playwright (the Python package)")
+    executable = chromium_path()
+    require_tool(
+        "chromium",
+        executable is not None,
+        "install Debian's chromium or set NIEUWSBRIEF_CHROMIUM to a Chromium binary",
+    )
+    manager = sync_playwright()
+    playwright = manager.start()
+    try:
+        launched = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+    except BaseException:
+        manager.__exit__(None, None, None)
+        raise
+
+    def stop() -> None:
+        try:
+            launched.close()
+        finally:
+            manager.__exit__(None, None, None)
+
+    return launched, stop
 
 
 def wide_png(width: int = 1200, height: int = 300) -> bytes:

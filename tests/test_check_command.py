@@ -204,13 +204,26 @@ def test_image_without_alt_is_a_problem(tmp_path: Path) -> None:
     assert_problem(write_issue(tmp_path, bodies=(body,)), "img-alt", "wabo.png")
 
 
-@pytest.mark.parametrize(
-    "src", ["http://www.bureau-kennis.net/img/wabo.png", "img/wabo.png", "/img/wabo.png"]
-)
-def test_image_without_absolute_https_url_is_a_problem(tmp_path: Path, src: str) -> None:
-    body = ARTICLE + f"\n![Schema van de Wabo-procedure]({src})\n"
+def test_image_without_absolute_https_url_is_a_problem(tmp_path: Path) -> None:
+    body = (
+        ARTICLE + "\n![Schema van de Wabo-procedure](http://www.bureau-kennis.net/img/wabo.png)\n"
+    )
 
     assert_problem(write_issue(tmp_path, bodies=(body,)), "img-url", "absolute https URL")
+
+
+@pytest.mark.parametrize(
+    ("src", "says"),
+    [("img/wabo.png", "not found; put the file next to the article"),
+     ("/img/wabo.png", "must be a file in the issue folder")],
+)  # fmt: skip
+def test_image_path_names_a_file_in_the_issue_folder(tmp_path: Path, src: str, says: str) -> None:
+    # A path is a photo from the issue folder (tests/test_web.py); one that is not there stops
+    # check at the article's line, like every content error.
+    body = ARTICLE + f"\n![Schema van de Wabo-procedure]({src})\n"
+    exit_code, output = run_check(write_issue(tmp_path, bodies=(body,)))
+    assert exit_code == 2
+    assert "01-artikel.md:" in output and says in output
 
 
 def test_empty_link_is_a_problem(tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ def check_composed(
     composed: Composed, *, today: date | None = None, sending: bool = False
 ) -> CheckReport:
     """Check an issue composed for the sample subscriber; `today` defaults to the real date."""
-    return check_message(
+    report = check_message(
         composed.html,
         composed.text,
         composed.eml,
@@ -144,6 +144,14 @@ def check_composed(
         today=today or date.today(),
         sending=sending,
     )
+    if composed.rendered.web_url:
+        from .web import published_link_findings
+
+        found = published_link_findings(
+            composed.html, composed.text, composed.rendered.web_url, composed.issue.path
+        )
+        report = CheckReport(report.problems + tuple(found), report.warnings)
+    return report
 
 
 def check_issue(
@@ -154,10 +162,15 @@ def check_issue(
     templates_dir: Path | None = None,
     today: date | None = None,
     sending: bool = False,
+    web_url: str | None = None,
 ) -> CheckReport:
     """Compose an issue in memory for the sample subscriber, like compose, and check it."""
     composed = compose_issue(
-        issue_dir, factory_for, agenda_path=agenda_path, templates_dir=templates_dir
+        issue_dir,
+        factory_for,
+        agenda_path=agenda_path,
+        templates_dir=templates_dir,
+        web_url=web_url,
     )
     return check_composed(composed, today=today, sending=sending)
 

@@ -138,7 +138,10 @@ def compose(
     """Turn an issue folder into email.html, email.txt and preview.eml (one sample message)."""
     settings = _settings(issue_dir)
     composed = compose_mod.compose_issue(
-        issue_dir, _factory_maker(settings), **_home_paths(settings, agenda)
+        issue_dir,
+        _factory_maker(settings),
+        **_home_paths(settings, agenda),
+        web_url=settings.web_url,
     )
     out_dir = out or issue_dir / "out"
     written = compose_mod.write_outputs(composed, out_dir)
@@ -453,10 +456,39 @@ def preview(
         **_home_paths(settings, agenda),
         subscribers_path=subscribers,
         outbox_dir=None if settings.uses_smtp else settings.outbox_dir,
+        web_url=settings.web_url,
     )
     preview_mod.serve_preview(
         inputs, host=host, port=port, open_browser=not no_browser, report=typer.echo
     )
+
+
+@app.command()
+def publish(
+    home: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A folder inside the newsletter home. Default: the current folder.",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Where to write the site. Default: site/ in the home.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Build the web edition: every issue as a web page, the agenda with calendar files, feeds.
+
+    The same content gives byte-identical files; upload the folder to NIEUWSBRIEF_WEB_URL.
+    """
+    from .web import publish as publish_site
+
+    settings = _settings(home)
+    assert settings.home is not None
+    report = publish_site(settings.home, settings.web_url, out)
+    typer.echo(report.describe())
 
 
 @app.command()
@@ -468,7 +500,12 @@ def check(issue_dir: IssueDir, agenda: AgendaOption = None) -> None:
     from .check import check_issue
 
     settings = _settings(issue_dir)
-    report = check_issue(issue_dir, _factory_maker(settings), **_home_paths(settings, agenda))
+    report = check_issue(
+        issue_dir,
+        _factory_maker(settings),
+        **_home_paths(settings, agenda),
+        web_url=settings.web_url,
+    )
     typer.echo(report.format())
     if not report.ok:
         raise typer.Exit(1)

@@ -84,12 +84,16 @@ def compose_issue(
     agenda_path: Path | None = None,
     templates_dir: Path | None = None,
     subscriber: Subscriber | None = None,
+    web_url: str | None = None,
 ) -> Composed:
-    """Load, render and personalise an issue for one subscriber (the sample by default)."""
+    """Load, render and personalise an issue for one subscriber (the sample by default).
+
+    `web_url` (NIEUWSBRIEF_WEB_URL) adds the links to the web edition and its calendar files.
+    """
     templates_dir = templates_dir or default_templates_dir()
     issue = load_issue(issue_dir, agenda_path)
     brand = load_brand(templates_dir)
-    rendered = render_issue(issue, brand, templates_dir)
+    rendered = render_issue(issue, brand, templates_dir, web_url)
     factory = factory_for(rendered, brand)
     sample = subscriber or sample_subscriber(brand, factory.needs)
     eml = factory.build(sample)

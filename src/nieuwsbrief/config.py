@@ -48,6 +48,7 @@ KNOWN_VARIABLES = (
     "NIEUWSBRIEF_LEDGER_DB",
     "NIEUWSBRIEF_MAX_PER_CONNECTION",
     "NIEUWSBRIEF_HOME",  # read by home.py, in the environment only
+    "NIEUWSBRIEF_WEB_URL",
 )
 # Never echo these back: not in errors, notices or repr.
 SECRET_VARIABLES = ("NIEUWSBRIEF_SMTP_PASSWORD", "NIEUWSBRIEF_SECRET")
@@ -86,6 +87,7 @@ class Settings:
     # False: no secret exists yet and none was made (a read-only command); the tokens in a
     # preview then verify nowhere, which is right: nothing was sent with them.
     secret_persistent: bool = True
+    web_url: str | None = None  # where `publish`'s site is served, ends in "/"; None: no links
 
     @property
     def uses_smtp(self) -> bool:
@@ -172,6 +174,7 @@ def load_settings(
     reply_to = _parse_address("NIEUWSBRIEF_REPLY_TO", get("NIEUWSBRIEF_REPLY_TO"), errors)
     unsubscribe_mailto = _parse_mailto(get("NIEUWSBRIEF_UNSUBSCRIBE_MAILTO"), errors)
     unsubscribe_url = _parse_unsubscribe_url(get("NIEUWSBRIEF_UNSUBSCRIBE_URL"), errors)
+    web_url = _parse_web_url(get("NIEUWSBRIEF_WEB_URL"), errors)
 
     def path_of(name: str) -> Path:
         # Relative paths are taken from the home, never from wherever the command runs.
@@ -233,6 +236,7 @@ def load_settings(
         notices=tuple(notices),
         home=home,
         secret_persistent=secret_persistent,
+        web_url=web_url,
     )
 
 
@@ -409,6 +413,28 @@ def _parse_unsubscribe_url(value: str | None, errors: list[str]) -> str | None:
         f"{name}: {value!r} must use https (http only for localhost/127.0.0.1 in tests); {example}"
     )
     return None
+
+
+def _parse_web_url(value: str | None, errors: list[str]) -> str | None:
+    """Check the web edition's address; return it ending in '/' (pages are relative to it)."""
+    if value is None:
+        return None
+    name = "NIEUWSBRIEF_WEB_URL"
+    example = "for example https://www.bureau-kennis.net/nieuwsbrief/"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if any(c.isspace() for c in value) or not host or parts.query or parts.fragment:
+        errors.append(f"{name}: {value!r} is not a web address of a folder; {example}")
+        return None
+    if not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
+        errors.append(
+            f"{name}: {value!r} must use https (http only for localhost/127.0.0.1); {example}"
+        )
+        return None
+    return value if value.endswith("/") else value + "/"
 
 
 def _address_problem(addr_spec: str) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,6 +21,8 @@ from .yamlfile import Node, parse_yaml
 ISSUE_FILE = "issue.yaml"
 AGENDA_FILE = "agenda.yaml"
 EVENT_FIELDS = ("id", "type", "title", "date", "city", "url")
+OPTIONAL_EVENT_FIELDS = ("time", "venue", "address")
+_TIME_RE = re.compile(r"(\d{1,2})[:.](\d{2})")
 _FRONT_MATTER_FENCE = "---"
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 # Unicode category Cc except tab and the line ends \n and \r.
@@ -195,6 +197,10 @@ def _event_from_row(row: dict[str, tuple[str, int]], path: Path, line: int) -> E
         )
     if re.search(r"\s", values["url"]):
         raise ContentError(path, f"url '{values['url']}' contains a space", url_line)
+    extra = {f: " ".join(row[f][0].split()) for f in OPTIONAL_EVENT_FIELDS if f in row}
+    start, end = (None, None)
+    if extra.get("time"):
+        start, end = parse_time_range(extra["time"], path, row["time"][1])
     return Event(
         id=values["id"],
         type=values["type"],
@@ -203,7 +209,33 @@ def _event_from_row(row: dict[str, tuple[str, int]], path: Path, line: int) -> E
         city=values["city"],
         url=values["url"],
         source=f"{path}:{line}",
+        start_time=start,
+        end_time=end,
+        venue=extra.get("venue", ""),
+        address=extra.get("address", ""),
     )
+
+
+def parse_time_range(value: str, path: Path, line: int) -> tuple[time, time | None]:
+    """Parse '13:30-17:00', '13.30 - 17.00' or a start time alone ('13:30')."""
+    parts = [p.strip() for p in re.split(r"\s*[-–]\s*", value.strip(), maxsplit=1)]
+    times: list[time] = []
+    for part in parts:
+        match = _TIME_RE.fullmatch(part)
+        hour, minute = (int(match[1]), int(match[2])) if match else (99, 99)
+        if hour > 23 or minute > 59:
+            raise ContentError(
+                path,
+                f"time '{value}' is not a time or a time range; write it as 13:30-17:00 "
+                "(or 13:30 when only the start is known)",
+                line,
+            )
+        times.append(time(hour, minute))
+    if len(times) == 2 and times[1] <= times[0]:
+        raise ContentError(
+            path, f"time '{value}' ends before it starts; write it as 13:30-17:00", line
+        )
+    return times[0], times[1] if len(times) == 2 else None
 
 
 def upcoming(events: tuple[Event, ...], on_or_after: date) -> tuple[Event, ...]:
@@ -219,6 +251,7 @@ class _FrontMatter:
     fields: dict[str, Node]
     body: str
     line: int  # line of the opening fence
+    body_line: int = 1  # the file line the body starts on
 
 
 def _split_front_matter(text: str, path: Path) -> _FrontMatter:
@@ -237,7 +270,9 @@ def _split_front_matter(text: str, path: Path) -> _FrontMatter:
                 fields = node.value
             else:
                 raise ContentError(path, "front matter must be 'key: value' lines", 2)
-            return _FrontMatter(fields, "\n".join(lines[index + 1 :]).strip("\n"), 1)
+            rest = lines[index + 1 :]
+            blank = next((n for n, text in enumerate(rest) if text), len(rest))
+            return _FrontMatter(fields, "\n".join(rest).strip("\n"), 1, index + 2 + blank)
     raise ContentError(path, "front matter is not closed; add a line '---' after it", 1)
 
 
@@ -270,7 +305,14 @@ def load_article(path: Path, events_by_id: dict[str, Event]) -> Article:
             )
     if not front.body.strip():
         raise ContentError(path, "the article has no text after its front matter")
-    return Article(slug=slugify(path.stem), title=title, body=front.body, event=event, path=path)
+    return Article(
+        slug=slugify(path.stem),
+        title=title,
+        body=front.body,
+        event=event,
+        path=path,
+        body_line=front.body_line,
+    )
 
 
 # --- issue ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 
 # Personal values are rendered once as markers and spliced in per recipient (see message.py).
@@ -32,6 +32,10 @@ class Event:
     city: str
     url: str
     source: str = ""  # "file:line", for error messages
+    start_time: time | None = None  # local time (Europe/Amsterdam); None: an all-day entry
+    end_time: time | None = None
+    venue: str = ""  # e.g. "Hotel De Witte Raaf"
+    address: str = ""  # e.g. "Stationsplein 1, Amersfoort"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Article:
     body: str  # Markdown
     event: Event | None
     path: Path
+    body_line: int = 1  # the file line the body starts on, for errors inside the Markdown
 
 
 @dataclass(frozen=True)
@@ -106,3 +111,4 @@ class RenderedIssue:
     content_hash: str  # identifies the content for the send ledger
     article_titles: tuple[str, ...] = ()
     event_count: int = 0
+    web_url: str | None = None  # the web edition's address the e-mail links to, if any

@@ -70,6 +70,13 @@ SAMPLE = "sample"
 ROW_PREFIX = "row:"
 MAIL_PREFIX = "mail:"
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WEB_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".ics": "text/calendar; charset=utf-8",
+    ".xml": "application/atom+xml; charset=utf-8",
+    ".jpg": "image/jpeg",
+    ".png": "image/png",
+}
 PAGE_FILES = {
     "/": ("preview.html", "text/html; charset=utf-8"),
     "/preview.css": ("preview.css", "text/css; charset=utf-8"),
@@ -109,6 +116,7 @@ class Inputs:
     templates_dir: Path | None = None
     subscribers_path: Path | None = None
     outbox_dir: Path | None = None
+    web_url: str | None = None  # NIEUWSBRIEF_WEB_URL: the e-mail links to the web edition
 
     def watched_files(self) -> list[Path]:
         """Return every file a render reads: issue folder, agenda, templates, subscriber list."""
@@ -310,6 +318,7 @@ class PreviewState:
         self._closed = False
         self._render = _Render(0, None, None, None, (), "")
         self._views: dict[tuple[int, str], MessageView] = {}
+        self._web: tuple[tuple[int, str], dict[str, bytes]] | None = None
         self._outbox: dict[str, OutboxEntry] = {}
 
     @property
@@ -332,6 +341,7 @@ class PreviewState:
                 inputs.factory_for,
                 agenda_path=inputs.agenda_path,
                 templates_dir=inputs.templates_dir,
+                web_url=inputs.web_url,
             )
             factory = inputs.factory_for(good.rendered, good.brand)
         except NieuwsbriefError as exc:
@@ -352,6 +362,18 @@ class PreviewState:
         self._publish(replace(self._render, good=good, factory=factory, error=error,
                               subscribers=subscribers, subscribers_note=note))  # fmt: skip
         return error
+
+    def web_files(self, web_url: str) -> dict[str, bytes]:
+        """Return the web edition of the issue's home as `publish` builds it, served here."""
+        from .home import find_home
+        from .web import build_site
+
+        key = (self.version, web_url)
+        cached = self._web
+        if cached is None or cached[0] != key:
+            files = build_site(find_home(self.inputs.issue_dir), web_url)[0]
+            cached = self._web = (key, files)
+        return cached[1]
 
     def touch(self) -> None:
         """Tell open pages that something besides the render changed (the outbox)."""
@@ -583,8 +605,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._message(who, lambda view: view.eml, "message/rfc822")
         elif url.path == "/events":
             self._events()
+        elif url.path == "/web" or url.path.startswith("/web/"):
+            self._web_file(url.path.removeprefix("/web").lstrip("/"))
         else:
             self._send(404, b"Not found\n", "text/plain; charset=utf-8")
+
+    def _web_file(self, name: str) -> None:
+        """Serve the web edition (built in memory, as `publish` would) under /web/."""
+        from .weblinks import issue_page
+
+        state = self.server.state
+        try:
+            files = state.web_files(f"http://{self.headers.get('Host', '127.0.0.1')}/web/")
+        except NieuwsbriefError as exc:
+            self._send(404, f"Geen webversie: {exc}\n".encode(), "text/plain; charset=utf-8")
+            return
+        if not name:
+            name = issue_page(state.inputs.issue_dir)
+        elif name.endswith("/"):
+            name += "index.html"
+        data = files.get(name)
+        if data is None:
+            self._send(404, b"Not found\n", "text/plain; charset=utf-8")
+            return
+        self._send(200, data, WEB_TYPES.get(Path(name).suffix, "application/octet-stream"))
 
     def _host_allowed(self) -> bool:
         # A loopback server answers only to loopback names: a web page elsewhere cannot read the

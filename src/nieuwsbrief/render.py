@@ -10,7 +10,7 @@ import hashlib
 import logging
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
@@ -27,7 +27,9 @@ from markupsafe import Markup
 
 from .content import read_text
 from .errors import ContentError, TemplateError
+from .images import EMAIL_COLUMN_WIDTH, ProcessedImage, is_local, local_image_path, process_image
 from .model import Brand, Event, Issue, RenderedIssue, merge_marker
+from .weblinks import IMAGE_DIR, event_ics, issue_url
 from .yamlfile import Node, parse_yaml
 
 HTML_TEMPLATE = "email.mjml.j2"
@@ -148,11 +150,64 @@ def _harden(tokens: Sequence[Token]) -> None:
             token.attrSet("scope", "col")
 
 
-def markdown_html(source: str, top_heading: int = 3) -> str:
+# (src as written, its line in the Markdown) -> (src to use, width, height or None)
+ImageResolver = Callable[[str, int | None], tuple[str, int, int | None]]
+
+
+class ImageLinker:
+    """Give every image an address and a size: local files via the web edition's img/ folder.
+
+    `base` is where img/ files are served ("https://.../nieuwsbrief/img/", or "../img/" on
+    a site page); None when no web address is configured (then a local image is an error).
+    """
+
+    def __init__(self, base: str | None) -> None:
+        self.base = base
+        self.used: dict[str, ProcessedImage] = {}  # by file name, for the site builder
+
+    def resolver(self, folder: Path, where: Path, first_line: int | None) -> ImageResolver:
+        """Return the resolver for Markdown from `where` (lines counted from `first_line`)."""
+
+        def resolve(src: str, line: int | None) -> tuple[str, int, int | None]:
+            if not is_local(src):
+                return src, EMAIL_COLUMN_WIDTH, None  # size unknown: Outlook needs a width
+            file_line = first_line + line - 1 if first_line and line else first_line
+            path = local_image_path(src, folder, where, file_line)
+            image = process_image(path, src, where, file_line)
+            if self.base is None:
+                raise ContentError(
+                    where,
+                    f"image '{src}' is a file in the issue folder; e-mail can show it only "
+                    "from the web edition: set NIEUWSBRIEF_WEB_URL and run nieuwsbrief publish",
+                    file_line,
+                )
+            self.used[image.name] = image
+            return self.base + image.name, image.display_width, image.display_height
+
+        return resolve
+
+
+def _size_images(tokens: Sequence[Token], images: ImageResolver) -> None:
+    """Give every image its final address and explicit width/height (Outlook needs them)."""
+    for block in tokens:
+        for child in block.children or []:
+            if child.type != "image":
+                continue
+            line = block.map[0] + 1 if block.map else None
+            src, width, height = images(str(child.attrGet("src") or ""), line)
+            child.attrSet("src", src)
+            child.attrSet("width", str(width))
+            if height is not None:
+                child.attrSet("height", str(height))
+
+
+def markdown_html(source: str, top_heading: int = 3, images: ImageResolver | None = None) -> str:
     """Render Markdown to HTML; the biggest heading used becomes `top_heading` (h3)."""
     tokens = _markdown.parse(source)
     _renumber_headings(tokens, top_heading)
     _harden(tokens)
+    if images is not None:
+        _size_images(tokens, images)
     return str(_markdown.renderer.render(tokens, _markdown.options, {}))
 
 
@@ -273,6 +328,10 @@ class _EventView:
     url: str
     date_long: str
     date_short: str
+    time: str = ""  # "13:30–17:00", "13:30" or ""
+    venue: str = ""
+    address: str = ""
+    ics_url: str = ""  # "Zet in mijn agenda"; "" without a web edition
 
 
 def dutch_date(day: date) -> str:
@@ -280,7 +339,15 @@ def dutch_date(day: date) -> str:
     return format_date(day, format="d MMMM y", locale="nl")
 
 
-def _event_view(event: Event) -> _EventView:
+def time_label(event: Event) -> str:
+    """Return an event's time the Dutch way: '13:30–17:00', '13:30' or '' (all day)."""
+    if event.start_time is None:
+        return ""
+    start = event.start_time.strftime("%H:%M")
+    return f"{start}–{event.end_time.strftime('%H:%M')}" if event.end_time else start
+
+
+def _event_view(event: Event, ics_base: str | None = None) -> _EventView:
     return _EventView(
         id=event.id,
         type=event.type,
@@ -289,6 +356,10 @@ def _event_view(event: Event) -> _EventView:
         url=event.url,
         date_long=dutch_date(event.date),
         date_short=dutch_date(event.date),
+        time=time_label(event),
+        venue=event.venue,
+        address=event.address,
+        ics_url=ics_base + event_ics(event) if ics_base is not None else "",
     )
 
 
@@ -384,6 +455,9 @@ def inline_css(html: str, templates_dir: Path) -> str:
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
         cache_css_parsing=False,
+        # MJML's `img { height: auto }` would overwrite every image's height attribute with
+        # "auto"; Outlook needs the real one (it ignores max-width), the CSS keeps it fluid.
+        disable_basic_attributes=["height"],
     )
     result = str(inliner.transform(pretty_print=False))
     # premailer drops the doctype that MJML wrote; clients need it for standards mode.
@@ -400,17 +474,28 @@ def inline_css(html: str, templates_dir: Path) -> str:
     return result
 
 
-def _context(issue: Issue, brand: Brand) -> dict[str, Any]:
+def _context(
+    issue: Issue, brand: Brand, web_url: str | None = None, images: ImageLinker | None = None
+) -> dict[str, Any]:
+    """Return what the templates see; `web_url` adds the links to the web edition."""
+    images = images or ImageLinker(web_url + IMAGE_DIR if web_url else None)
+    issue_yaml = issue.path / "issue.yaml"
     articles = [
         {
             "anchor": f"artikel-{index}",
             "title": article.title,
-            "html": Markup(markdown_html(article.body)),
+            "html": Markup(
+                markdown_html(
+                    article.body,
+                    images=images.resolver(article.path.parent, article.path, article.body_line),
+                )
+            ),
             "text": markdown_text(article.body),
-            "event": _event_view(article.event) if article.event else None,
+            "event": _event_view(article.event, web_url) if article.event else None,
         }
         for index, article in enumerate(issue.articles, start=1)
     ]
+    intro_images = images.resolver(issue.path, issue_yaml, None)
     website_label = re.sub(r"^https?://", "", brand.website).rstrip("/")
     return {
         "brand": {
@@ -422,10 +507,13 @@ def _context(issue: Issue, brand: Brand) -> dict[str, Any]:
         "preheader_spacer": PREHEADER_SPACER if issue.preheader else "",
         "month_year": format_date(issue.date, format="MMMM y", locale="nl"),
         "date_long": dutch_date(issue.date),
-        "intro_html": Markup(markdown_html(issue.intro)) if issue.intro else "",
+        "intro_html": Markup(markdown_html(issue.intro, images=intro_images))
+        if issue.intro
+        else "",
         "intro_text": markdown_text(issue.intro) if issue.intro else "",
         "articles": articles,
-        "events": [_event_view(e) for e in issue.agenda],
+        "events": [_event_view(e, web_url) for e in issue.agenda],
+        "web_issue_url": issue_url(web_url, issue.path) if web_url else "",
         "greeting": merge_marker("greeting"),
         "unsubscribe_url": merge_marker("unsubscribe_url"),
         "subscriber": _MergeFields(),
@@ -434,18 +522,25 @@ def _context(issue: Issue, brand: Brand) -> dict[str, Any]:
     }
 
 
-def render_mjml(issue: Issue, brand: Brand, templates_dir: Path | None = None) -> str:
+def render_mjml(
+    issue: Issue, brand: Brand, templates_dir: Path | None = None, web_url: str | None = None
+) -> str:
     """Fill the MJML template of an issue (the first of the three HTML steps)."""
     templates_dir = templates_dir or default_templates_dir()
     env = _environment(templates_dir)
-    return _render_template(env, templates_dir, HTML_TEMPLATE, _context(issue, brand))
+    return _render_template(env, templates_dir, HTML_TEMPLATE, _context(issue, brand, web_url))
 
 
-def render_issue(issue: Issue, brand: Brand, templates_dir: Path | None = None) -> RenderedIssue:
-    """Render an issue to inlined HTML and plain text, with merge markers for personal values."""
+def render_issue(
+    issue: Issue, brand: Brand, templates_dir: Path | None = None, web_url: str | None = None
+) -> RenderedIssue:
+    """Render an issue to inlined HTML and plain text, with merge markers for personal values.
+
+    With `web_url` (NIEUWSBRIEF_WEB_URL) the e-mail links to its web page and calendar files.
+    """
     templates_dir = templates_dir or default_templates_dir()
     env = _environment(templates_dir)
-    context = _context(issue, brand)
+    context = _context(issue, brand, web_url)
     mjml_source = _render_template(env, templates_dir, HTML_TEMPLATE, context)
     html = inline_css(mjml_to_html(mjml_source, templates_dir), templates_dir)
     text = _render_template(env, templates_dir, TEXT_TEMPLATE, context)
@@ -462,4 +557,5 @@ def render_issue(issue: Issue, brand: Brand, templates_dir: Path | None = None) 
         content_hash=digest.hexdigest(),
         article_titles=tuple(a.title for a in issue.articles),
         event_count=len(issue.agenda),
+        web_url=web_url,
     )

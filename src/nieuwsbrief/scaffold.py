@@ -29,6 +29,10 @@ name = "{name}"
 # unsubscribe_url = "https://www.example.nl/afmelden/{{token}}"
 # unsubscribe_mailto = "afmelden@example.nl"
 
+# The web edition (`nieuwsbrief publish`): where its site is served. Set, every e-mail links
+# to its web page and calendar files, and photos from the issue folders can be used.
+# web_url = "https://www.example.nl/nieuwsbrief/"
+
 # Mail server. Unset: messages go into the local outbox (state/outbox), nothing leaves this
 # machine. The login's password belongs in .env (NIEUWSBRIEF_SMTP_PASSWORD).
 # smtp_host = "smtp.example.nl"
@@ -47,6 +51,7 @@ name = "{name}"
 _AGENDA = """\
 # The events of every issue. Each has an id (used by articles: `event: <id>`), a type,
 # a title, a date (YYYY-MM-DD), a city and the web page where people register.
+# Optional: time ("13:30-17:00", or only the start), venue and address.
 - id: {event_id}
   type: Seminar
   title: Voorbeeldseminar

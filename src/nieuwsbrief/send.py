@@ -412,6 +412,7 @@ def _compose_checked(
         maker,
         agenda_path=request.agenda_path or home.agenda_path,
         templates_dir=home.templates_dir,
+        web_url=settings.web_url,
     )
     check = check_composed(composed, sending=True)
     for finding in check.warnings:

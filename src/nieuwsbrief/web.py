@@ -1,0 +1,469 @@
+"""The web edition: `publish` builds a static site of the newsletter home.
+
+site/
+  index.html            every issue, newest first (subject, date, preheader)
+  feed.xml              Atom feed of the issues (RFC 4287)
+  2012-05/index.html    one page per issue: the same content and house style as the e-mail
+  agenda/index.html     the upcoming events
+  agenda/<id>.ics       one calendar file per event (RFC 5545)
+  agenda/agenda.ics     every upcoming event, to subscribe to
+  img/<name>-<hash>.jpg the issue folders' photos, scaled (see images.py)
+
+Deterministic: the same content gives byte-identical files (no clock: every date comes from the
+content; "upcoming" means on or after the newest issue's date). Self-contained: relative links,
+the style sheet inline under a Content-Security-Policy that allows no script, font or other
+request; nothing personal (no greeting by name, no unsubscribe token).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup
+
+from .check import Finding
+from .content import ISSUE_FILE, load_agenda, load_issue, upcoming
+from .errors import ContentError, HomeError, NieuwsbriefError
+from .home import Home, find_home
+from .model import Brand, Event, Issue
+from .render import (
+    ImageLinker,
+    _context,
+    _environment,
+    _event_view,
+    _render_template,
+    default_templates_dir,
+    dutch_date,
+    load_brand,
+    time_label,
+)
+from .weblinks import (
+    AGENDA_PAGE,
+    ATOM_FEED,
+    CALENDAR_FEED,
+    IMAGE_DIR,
+    INDEX_PAGE,
+    PUBLISHED_FILE,
+    SITE_DIR,
+    event_ics,
+    issue_page,
+    issue_slug,
+    issue_url,
+    site_file_for,
+)
+
+TIME_ZONE = "Europe/Amsterdam"
+ISSUE_TEMPLATE = "web_issue.html.j2"
+INDEX_TEMPLATE = "web_index.html.j2"
+AGENDA_TEMPLATE = "web_agenda.html.j2"
+STYLE_TEMPLATE = "web.css"
+MAX_ISSUES = 10_000  # bounded input
+PRODID = "-//Bureau Kennis//nieuwsbrief//NL"
+
+
+class PublishError(NieuwsbriefError):
+    """The site cannot be built as asked (no issues, no web address, an unwritable folder)."""
+
+
+@dataclass(frozen=True)
+class PublishReport:
+    """What `publish` built."""
+
+    out_dir: Path
+    files: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    issues: int
+    events: int
+    images: int
+    web_url: str
+
+    def describe(self) -> str:
+        """Return the summary `publish` prints."""
+        return "\n".join(
+            [
+                f"Published {self.out_dir}",
+                f"  Issues:   {self.issues}",
+                f"  Events:   {self.events} calendar files (.ics)",
+                f"  Images:   {self.images}",
+                f"  Files:    {len(self.files)} ({len(self.changed)} new or changed, "
+                f"{len(self.removed)} removed)",
+                f"  Address:  {self.web_url}",
+                "Upload the folder to that address (e.g. rsync -a --delete), then send.",
+            ]
+        )
+
+
+# --- finding the issues -------------------------------------------------------------------
+
+
+def issue_folders(home: Home) -> list[Path]:
+    """Return every issue folder of a newsletter home (issues/*/issue.yaml), sorted by name."""
+    issues_dir = home.issues_dir
+    if not issues_dir.is_dir():
+        raise ContentError(issues_dir, "the home's issues folder does not exist")
+    folders = sorted(p.parent for p in issues_dir.glob(f"*/{ISSUE_FILE}"))
+    if not folders:
+        raise ContentError(issues_dir, "has no issue folders (folders with an issue.yaml)")
+    if len(folders) > MAX_ISSUES:
+        raise ContentError(issues_dir, f"has more than {MAX_ISSUES} issue folders")
+    return folders
+
+
+# --- the site -----------------------------------------------------------------------------
+
+
+def build_site(home: Home, web_url: str) -> tuple[dict[str, bytes], int, int, int]:
+    """Build every file of the site in memory: {path: bytes}, issues, events, images."""
+    templates_dir = home.templates_dir or default_templates_dir()
+    brand = load_brand(templates_dir)
+    env = _environment(templates_dir)
+    folders = issue_folders(home)
+    issues = [load_issue(folder, home.agenda_path) for folder in folders]
+    slugs: dict[str, Path] = {}
+    for folder in folders:
+        slug = issue_slug(folder)
+        if slug in slugs:
+            raise ContentError(folder, f"has the same web address as {slugs[slug]}; rename one")
+        slugs[slug] = folder
+    all_events = load_agenda(home.agenda_path)
+    newest = max(issues, key=lambda i: (i.date, issue_slug(i.path)))
+    upcoming_events = upcoming(all_events, newest.date)
+
+    style = _render_template(env, templates_dir, STYLE_TEMPLATE, {"c": brand.colors}).strip()
+    common = _common(brand, web_url, style)
+    files: dict[str, bytes] = {}
+    images = ImageLinker("../" + IMAGE_DIR)
+    for issue in issues:
+        context = _context(issue, brand, "../", images)
+        context.update(common)
+        context.update(
+            root="../",
+            page_url=issue_url(web_url, issue.path),
+            greeting=brand.greeting_anonymous,
+        )
+        files[issue_page(issue.path)] = _page(env, templates_dir, ISSUE_TEMPLATE, context)
+    listed = sorted(issues, key=lambda i: (i.date, issue_slug(i.path)), reverse=True)
+    files[INDEX_PAGE] = _page(
+        env,
+        templates_dir,
+        INDEX_TEMPLATE,
+        {
+            **common,
+            "root": "",
+            "page_url": web_url,
+            "issues": [
+                {
+                    "href": issue_page(i.path),
+                    "subject": i.subject,
+                    "date_long": dutch_date(i.date),
+                    "date_iso": i.date.isoformat(),
+                    "preheader": i.preheader,
+                }
+                for i in listed
+            ],
+        },
+    )
+    files[AGENDA_PAGE] = _page(
+        env,
+        templates_dir,
+        AGENDA_TEMPLATE,
+        {
+            **common,
+            "root": "../",
+            "page_url": web_url + AGENDA_PAGE.removesuffix(INDEX_PAGE),
+            "since": dutch_date(newest.date),
+            "events": [_event_view(e, "../") for e in upcoming_events],
+            "feed_href": CALENDAR_FEED.removeprefix("agenda/"),
+            "feed_url": web_url + CALENDAR_FEED,
+        },
+    )
+    domain = urlsplit(web_url).hostname or "localhost"
+    ics_names: dict[str, str] = {}
+    for event in all_events:
+        name = event_ics(event)
+        if name in ics_names:
+            raise ContentError(
+                event.source or "agenda",
+                f"event id '{event.id}' gives the same calendar file as '{ics_names[name]}'; "
+                "make the ids differ in letters or digits",
+            )
+        ics_names[name] = event.id
+        files[name] = calendar_bytes([event], domain, brand)
+    files[CALENDAR_FEED] = calendar_bytes(
+        upcoming_events, domain, brand, name=f"Agenda {brand.name}"
+    )
+    files[ATOM_FEED] = atom_feed(listed, brand, web_url)
+    for image in images.used.values():
+        files[IMAGE_DIR + image.name] = image.data
+    return files, len(issues), len(all_events), len(images.used)
+
+
+def _common(brand: Brand, web_url: str, style: str) -> dict[str, Any]:
+    digest = base64.b64encode(hashlib.sha256(style.encode("utf-8")).digest()).decode("ascii")
+    website_label = re.sub(r"^https?://", "", brand.website).rstrip("/")
+    return {
+        "brand": {
+            **{k: getattr(brand, k) for k in brand.__dataclass_fields__},
+            "website_label": website_label,
+        },
+        "style": Markup(style),  # our own template, not content
+        # No script, font, frame or connection; images from this site or https (the logo and
+        # remote images the articles name); the one style sheet is the inline one.
+        "csp": Markup(
+            "default-src 'none'; img-src 'self' https:; "
+            f"style-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+        ),
+        "web_url": web_url,
+        "feed_title": f"Nieuwsbrief {brand.name}",
+    }
+
+
+def _page(env: Any, templates_dir: Path, name: str, context: dict[str, Any]) -> bytes:
+    html = _render_template(env, templates_dir, name, context)
+    return (re.sub(r"\n\s*\n+", "\n", html).strip() + "\n").encode("utf-8")
+
+
+# --- calendar -----------------------------------------------------------------------------
+
+
+def event_summary(event: Event) -> str:
+    """Return an event's calendar title: Masterclass ‘Social Media en ambtenaar 2.0’."""
+    return f"{event.type} ‘{event.title}’"
+
+
+def event_location(event: Event) -> str:
+    """Return where an event is: venue, address and city (the city once)."""
+    parts = [p for p in (event.venue, event.address) if p]
+    if not any(event.city.casefold() in p.casefold() for p in parts):
+        parts.append(event.city)
+    return ", ".join(parts)
+
+
+def calendar_bytes(events: Sequence[Event], domain: str, brand: Brand, name: str = "") -> bytes:
+    """Return an iCalendar file (RFC 5545) of `events`; UIDs stay the same across publishes."""
+    from icalendar import Calendar
+    from icalendar import Event as CalendarEvent
+
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("method", "PUBLISH")
+    if name:
+        calendar.add("x-wr-calname", name)
+        calendar.add("x-wr-timezone", TIME_ZONE)
+    zone = ZoneInfo(TIME_ZONE)
+    for event in events:
+        entry = CalendarEvent()
+        entry.add("uid", f"{event.id}@{domain}")
+        # DTSTAMP from the content, never the clock: the same agenda gives the same file.
+        entry.add("dtstamp", datetime(event.date.year, 1, 1, tzinfo=UTC))
+        if event.start_time is None:
+            entry.add("dtstart", event.date)
+            entry.add("dtend", event.date + timedelta(days=1))
+        else:
+            entry.add("dtstart", datetime.combine(event.date, event.start_time, tzinfo=zone))
+            if event.end_time is not None:
+                entry.add("dtend", datetime.combine(event.date, event.end_time, tzinfo=zone))
+        entry.add("summary", event_summary(event))
+        entry.add("location", event_location(event))
+        entry.add("url", event.url)
+        when = dutch_date(event.date) + (f", {time_label(event)}" if event.start_time else "")
+        entry.add(
+            "description",
+            f"{event_summary(event)}\n{when}\n{event_location(event)}\n\n"
+            f"Meer informatie en aanmelden: {event.url}\n{brand.name}",
+        )
+        entry.add("transp", "OPAQUE")
+        calendar.add_component(entry)
+    if any(e.start_time is not None for e in events):
+        years = [e.date.year for e in events]
+        calendar.add_missing_timezones(date(min(years), 1, 1), date(max(years) + 1, 1, 1))
+    ical: bytes = calendar.to_ical()
+    return ical
+
+
+# --- Atom ---------------------------------------------------------------------------------
+
+_ATOM = "http://www.w3.org/2005/Atom"
+
+
+def _atom_time(day: date) -> str:
+    # Midnight in the Netherlands on the issue's date; the content's only clock.
+    return datetime.combine(day, datetime.min.time(), ZoneInfo(TIME_ZONE)).isoformat()
+
+
+def atom_feed(issues: Sequence[Issue], brand: Brand, web_url: str) -> bytes:
+    """Return the Atom feed (RFC 4287) of the issues, newest first."""
+    feed = ET.Element("feed", {"xmlns": _ATOM, "xml:lang": "nl"})
+
+    def add(parent: ET.Element, tag: str, text: str = "", **attrs: str) -> ET.Element:
+        element = ET.SubElement(parent, tag, attrs)
+        if text:
+            element.text = text
+        return element
+
+    add(feed, "id", web_url)
+    add(feed, "title", f"Nieuwsbrief {brand.name}")
+    add(feed, "subtitle", brand.tagline)
+    add(feed, "updated", _atom_time(issues[0].date))
+    author = add(feed, "author")
+    add(author, "name", brand.name)
+    add(author, "uri", brand.website)
+    add(feed, "link", rel="self", type="application/atom+xml", href=web_url + ATOM_FEED)
+    add(feed, "link", rel="alternate", type="text/html", href=web_url)
+    for issue in issues:
+        entry = add(feed, "entry")
+        url = issue_url(web_url, issue.path)
+        add(entry, "id", url)
+        add(entry, "title", issue.subject)
+        add(entry, "updated", _atom_time(issue.date))
+        add(entry, "published", _atom_time(issue.date))
+        add(entry, "link", rel="alternate", type="text/html", href=url)
+        summary = issue.preheader or ", ".join(a.title for a in issue.articles)
+        add(entry, "summary", summary)
+    ET.indent(feed)
+    body = ET.tostring(feed, encoding="unicode", xml_declaration=False)
+    return ('<?xml version="1.0" encoding="utf-8"?>\n' + body + "\n").encode("utf-8")
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def default_out_dir(home: Home) -> Path:
+    """Return where `publish` writes by default: site/ in the newsletter home."""
+    return home.root / SITE_DIR
+
+
+def published_path(home: Home) -> Path:
+    """Return the record of what the last publish wrote (in the home's state folder)."""
+    return home.state_dir / PUBLISHED_FILE
+
+
+def publish(home: Home, web_url: str | None, out_dir: Path | None = None) -> PublishReport:
+    """Build the site and write it to `out_dir`; only changed files are rewritten.
+
+    Files the previous publish wrote that are no longer part of the site are removed; nothing
+    else in the folder is touched. The list of files goes to the state folder's published.json,
+    which `check` reads to refuse an e-mail with links the site does not have.
+    """
+    if not web_url:
+        raise PublishError(
+            "publish needs the address the site will be served from: set NIEUWSBRIEF_WEB_URL, "
+            "e.g. NIEUWSBRIEF_WEB_URL=https://www.bureau-kennis.net/nieuwsbrief/"
+        )
+    out_dir = (out_dir or default_out_dir(home)).resolve()
+    files, issues, events, images = build_site(home, web_url)
+    previous = _read_published(home)
+    changed: list[str] = []
+    try:
+        for name in sorted(files):
+            target = out_dir / name
+            if target.is_file() and target.read_bytes() == files[name]:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(files[name])
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+            changed.append(name)
+        removed = []
+        if previous is not None and Path(str(previous.get("out", ""))) == out_dir:
+            for name in sorted(set(previous.get("files", [])) - set(files)):
+                stale = out_dir / name
+                if stale.is_file():
+                    stale.unlink()
+                    removed.append(name)
+        record = {"web_url": web_url, "out": str(out_dir), "files": sorted(files)}
+        home.ensure_state_dir()
+        published_path(home).write_text(json.dumps(record, indent=1) + "\n", "utf-8")
+    except OSError as exc:
+        raise PublishError(f"cannot write the site to {out_dir}: {exc.strerror}") from None
+    return PublishReport(
+        out_dir=out_dir,
+        files=tuple(sorted(files)),
+        changed=tuple(changed),
+        removed=tuple(removed),
+        issues=issues,
+        events=events,
+        images=images,
+        web_url=web_url,
+    )
+
+
+def _read_published(home: Home) -> dict[str, Any] | None:
+    path = published_path(home)
+    try:
+        record = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+# --- check: no dead links from the e-mail -------------------------------------------------
+
+_URL_ATTR_RE = re.compile(r"""(?:href|src)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+
+
+def published_link_findings(html: str, text: str, web_url: str, issue_dir: Path) -> list[Finding]:
+    """Return a problem for every link of the e-mail into the web edition that is not there.
+
+    "There" means: in the files the last `publish` of the issue's home produced, for this web
+    address. Nobody should mail a link to a page or photo that is not online.
+    """
+    urls: list[str] = []
+    for url in _URL_ATTR_RE.findall(html) + re.findall(re.escape(web_url) + r"\S*", text):
+        url = url.replace("&amp;", "&")
+        if url.startswith(web_url) and url not in urls:
+            urls.append(url)
+    if not urls:
+        return []
+    run = "run `nieuwsbrief publish` first (and upload the site), then check again"
+    try:
+        home = find_home(issue_dir)
+    except HomeError:
+        record = None
+        where = str(issue_dir)
+    else:
+        record = _read_published(home)
+        where = str(home.root)
+    if record is None:
+        return [
+            Finding(
+                "web-unpublished",
+                f"the e-mail links to the web edition ({len(urls)} links under {web_url}), "
+                f"but {where} has not been published: {run}",
+            )
+        ]
+    if record.get("web_url") != web_url:
+        return [
+            Finding(
+                "web-unpublished",
+                f"the last publish was for {record.get('web_url')!r}, the e-mail links to "
+                f"{web_url}: {run}",
+            )
+        ]
+    produced = set(record.get("files", []))
+    return [
+        Finding(
+            "web-unpublished",
+            f"the e-mail links to {url}, which the last publish did not produce: {run}",
+        )
+        for url in urls
+        if site_file_for(url, web_url) not in produced
+    ]
