@@ -375,7 +375,7 @@ class Ledger:
     ) -> None:
         """Record one recipient's outcome at once (committed before returning).
 
-        `address` is in the normal form of addresses.normalise (the key of `states`).
+        `address` is in the normal form of addresses.normalise_address (the key of `states`).
         """
         with self._lock:
             self._execute(
