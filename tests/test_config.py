@@ -334,3 +334,53 @@ def test_env_example_documents_every_setting_and_loads(tmp_path: Path) -> None:
     assert settings.server_label == "smtp.example.nl:587 (starttls)"
     assert settings.from_address == "Bureau | Kennis <nieuwsbrief@bureau-kennis.net>"
     assert settings.max_per_connection == 100
+
+
+def test_bounce_address_turns_verp_on_unless_switched_off(tmp_path: Path) -> None:
+    assert load(tmp_path).bounce_address is None and not load(tmp_path).verp
+    on = load(tmp_path, NIEUWSBRIEF_BOUNCE_ADDRESS="bounces@bureau-kennis.net")
+    assert on.bounce_address == "bounces@bureau-kennis.net" and on.verp
+    off = load(
+        tmp_path, NIEUWSBRIEF_BOUNCE_ADDRESS="bounces@bureau-kennis.net", NIEUWSBRIEF_VERP="off"
+    )
+    assert not off.verp
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"NIEUWSBRIEF_BOUNCE_ADDRESS": "bounces"}, "NIEUWSBRIEF_BOUNCE_ADDRESS: 'bounces'"),
+        ({"NIEUWSBRIEF_BOUNCE_ADDRESS": "b+x@bureau-kennis.net"}, "VERP adds +<token> itself"),
+        ({"NIEUWSBRIEF_BOUNCE_ADDRESS": "b" * 23 + "@x.nl"}, "longer than 22 characters"),
+        ({"NIEUWSBRIEF_VERP": "yes"}, "NIEUWSBRIEF_VERP: 'yes' is not on or off"),
+        ({"NIEUWSBRIEF_IMAP_HOST": "imap.example.nl"}, "set all three"),
+        (
+            {"NIEUWSBRIEF_IMAP_SECURITY": "tls"},
+            "NIEUWSBRIEF_IMAP_SECURITY: 'tls' is not one of ssl",
+        ),
+        ({"NIEUWSBRIEF_IMAP_PORT": "99999"}, "NIEUWSBRIEF_IMAP_PORT: 99999 is out of range"),
+    ],
+)
+def test_returns_settings_errors(tmp_path: Path, environ: dict[str, str], expected: str) -> None:
+    assert expected in config_error(tmp_path, **environ)
+
+
+def test_imap_password_never_in_repr_and_never_without_tls_to_another_host(tmp_path: Path) -> None:
+    imap = {
+        "NIEUWSBRIEF_IMAP_HOST": "imap.example.nl",
+        "NIEUWSBRIEF_IMAP_USER": "bounces",
+        "NIEUWSBRIEF_IMAP_PASSWORD": "s3cr3t-imap",
+    }
+    settings = load(tmp_path, **imap)
+    assert (settings.imap_port, settings.imap_security, settings.imap_folder) == (
+        993,
+        "ssl",
+        "INBOX",
+    )
+    assert "s3cr3t-imap" not in repr(settings)
+    message = config_error(tmp_path, NIEUWSBRIEF_IMAP_SECURITY="none", **imap)
+    assert "never sent without TLS" in message and "s3cr3t-imap" not in message
+    local = load(
+        tmp_path, **{**imap, "NIEUWSBRIEF_IMAP_HOST": "127.0.0.1"}, NIEUWSBRIEF_IMAP_SECURITY="none"
+    )
+    assert local.imap_port == 143

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import base64
+import re
 
 import pytest
 
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.tokens import (
+    MAX_LOCAL_PART,
     TOKEN_LENGTH,
     find_token,
+    issue_tag,
     list_unsubscribe_headers,
     mailto_link,
     make_token,
+    make_verp_token,
     recipient_id,
     unsubscribe_link,
     verify_token,
+    verify_verp_token,
+    verp_address,
 )
 
 SECRET = "test-secret-0123456789abcdef"
@@ -133,3 +139,36 @@ def test_header_pair_follows_rfc_2369_and_8058() -> None:
     assert re.fullmatch(r"<[^<>\s]+>(\s*,\s*<[^<>\s]+>)*", value)
     assert value.startswith("<https://")
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+# -- VERP return-path tokens ------------------------------------------------------------------
+
+
+def test_verp_token_names_recipient_and_issue_fits_a_local_part_and_reveals_no_address() -> None:
+    token = make_verp_token(SECRET, "Jan.Jansen@Gemeente.nl", "2012-05")
+    assert token == make_verp_token(SECRET, "jan.jansen@gemeente.nl", "2012-05")
+    assert token != make_verp_token(SECRET, "jan.jansen@gemeente.nl", "2012-06")
+    assert re.fullmatch(r"[a-z2-7]+", token[1:]) and "jan" not in token
+    address = verp_address("bounces-nieuwsbrief@bureau-kennis.net", token)
+    assert len(address.partition("@")[0]) <= MAX_LOCAL_PART
+    # Some MTAs fold the local part to upper or lower case: the token still verifies.
+    for seen in (token, token.upper()):
+        assert verify_verp_token(SECRET, seen) == (
+            recipient_id(SECRET, "jan.jansen@gemeente.nl"),
+            issue_tag(SECRET, "2012-05"),
+        )
+
+
+def test_verp_token_altered_or_signed_with_another_secret_does_not_verify() -> None:
+    token = make_verp_token(SECRET, "jan@gemeente.nl", "2012-05")
+    flipped = token[:-1] + ("a" if token[-1] != "a" else "b")
+    assert verify_verp_token(SECRET, flipped) is None
+    assert verify_verp_token("another-secret-0123456789", token) is None
+    for junk in ("", "1", token + "a", "jan=gemeente.nl", None, 12):
+        assert verify_verp_token(SECRET, junk) is None
+
+
+def test_verp_address_refuses_a_bounce_local_part_too_long_for_the_token() -> None:
+    token = make_verp_token(SECRET, "jan@gemeente.nl", "2012-05")
+    with pytest.raises(NieuwsbriefError, match="at most 22 characters"):
+        verp_address("x" * 23 + "@bureau-kennis.net", token)

@@ -13,12 +13,12 @@ import ipaddress
 import os
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.headerregistry import AddressHeader
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -26,11 +26,13 @@ from email_validator import EmailNotValidError, validate_email
 
 from nieuwsbrief.errors import ConfigError
 from nieuwsbrief.home import Home
+from nieuwsbrief.tokens import MAX_LOCAL_PART, VERP_TOKEN_LENGTH
 
 Security = Literal["starttls", "ssl", "none"]
 DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
 MIN_SECRET_LENGTH = 16
 PREFIX = "NIEUWSBRIEF_"
+VERP_LOCAL_MAX = MAX_LOCAL_PART - VERP_TOKEN_LENGTH - 1  # room left for local+<token>
 KNOWN_VARIABLES = (
     "NIEUWSBRIEF_SMTP_HOST",
     "NIEUWSBRIEF_SMTP_PORT",
@@ -49,9 +51,17 @@ KNOWN_VARIABLES = (
     "NIEUWSBRIEF_MAX_PER_CONNECTION",
     "NIEUWSBRIEF_HOME",  # read by home.py, in the environment only
     "NIEUWSBRIEF_WEB_URL",
+    "NIEUWSBRIEF_BOUNCE_ADDRESS",
+    "NIEUWSBRIEF_VERP",
+    "NIEUWSBRIEF_IMAP_HOST",
+    "NIEUWSBRIEF_IMAP_PORT",
+    "NIEUWSBRIEF_IMAP_USER",
+    "NIEUWSBRIEF_IMAP_PASSWORD",
+    "NIEUWSBRIEF_IMAP_FOLDER",
+    "NIEUWSBRIEF_IMAP_SECURITY",
 )
 # Never echo these back: not in errors, notices or repr.
-SECRET_VARIABLES = ("NIEUWSBRIEF_SMTP_PASSWORD", "NIEUWSBRIEF_SECRET")
+SECRET_VARIABLES = ("NIEUWSBRIEF_SMTP_PASSWORD", "NIEUWSBRIEF_SECRET", "NIEUWSBRIEF_IMAP_PASSWORD")
 # State files: default name in the home's state folder, and where the first build kept them.
 STATE_FILES: dict[str, tuple[str, str]] = {
     "NIEUWSBRIEF_SECRET_FILE": ("secret", ".nieuwsbrief-secret"),
@@ -59,6 +69,7 @@ STATE_FILES: dict[str, tuple[str, str]] = {
     "NIEUWSBRIEF_SUPPRESSION_DB": ("suppression.sqlite", "suppression.sqlite"),
     "NIEUWSBRIEF_LEDGER_DB": ("ledger.sqlite", "ledger.sqlite"),
 }
+IMAP_DEFAULT_PORTS: dict[str, int] = {"ssl": 993, "starttls": 143, "none": 143}
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,14 @@ class Settings:
     # preview then verify nowhere, which is right: nothing was sent with them.
     secret_persistent: bool = True
     web_url: str | None = None  # where `publish`'s site is served, ends in "/"; None: no links
+    bounce_address: str | None = None  # the return path (envelope sender); None: the From address
+    verp: bool = False  # envelope sender bounce_local+<token>@domain per message
+    imap_host: str | None = None  # the returns mailbox that `nieuwsbrief mailbox` reads
+    imap_port: int = 993
+    imap_security: Security = "ssl"
+    imap_user: str | None = None
+    imap_password: str | None = field(default=None, repr=False)
+    imap_folder: str = "INBOX"
 
     @property
     def uses_smtp(self) -> bool:
@@ -175,6 +194,7 @@ def load_settings(
     unsubscribe_mailto = _parse_mailto(get("NIEUWSBRIEF_UNSUBSCRIBE_MAILTO"), errors)
     unsubscribe_url = _parse_unsubscribe_url(get("NIEUWSBRIEF_UNSUBSCRIBE_URL"), errors)
     web_url = _parse_web_url(get("NIEUWSBRIEF_WEB_URL"), errors)
+    returns = _parse_returns(get, values, errors)
 
     def path_of(name: str) -> Path:
         # Relative paths are taken from the home, never from wherever the command runs.
@@ -237,6 +257,7 @@ def load_settings(
         home=home,
         secret_persistent=secret_persistent,
         web_url=web_url,
+        **returns,
     )
 
 
@@ -283,6 +304,64 @@ def _move_legacy(legacy: Path, path: Path, home: Home, notices: list[str]) -> No
     notices.append(f"Moved {legacy} into the state folder: {path}")
 
 
+def _parse_returns(
+    get: Callable[[str], str | None], values: Mapping[str, str], errors: list[str]
+) -> dict[str, Any]:
+    """Parse the return-path (bounce address, VERP) and returns-mailbox (IMAP) settings."""
+    bounce = get("NIEUWSBRIEF_BOUNCE_ADDRESS")
+    if bounce is not None:
+        problem = "contains a line break" if _has_line_break(bounce) else _address_problem(bounce)
+        if problem is None and "+" in bounce.partition("@")[0]:
+            problem = "has a '+' before '@'; VERP adds +<token> itself"
+        elif problem is None and len(bounce.partition("@")[0]) > VERP_LOCAL_MAX:
+            problem = f"the part before '@' is longer than {VERP_LOCAL_MAX} characters (VERP)"
+        if problem:
+            errors.append(
+                f"NIEUWSBRIEF_BOUNCE_ADDRESS: {bounce!r}: {problem}; "
+                "for example bounces@bureau-kennis.net"
+            )
+            bounce = None
+    verp_value = (get("NIEUWSBRIEF_VERP") or "on").lower()
+    if verp_value not in ("on", "off"):
+        errors.append(f"NIEUWSBRIEF_VERP: {verp_value!r} is not on or off")
+    security = _parse_security(
+        get("NIEUWSBRIEF_IMAP_SECURITY"), errors, "IMAP", ("ssl", "starttls")
+    )
+    port = _parse_int(
+        "NIEUWSBRIEF_IMAP_PORT",
+        get("NIEUWSBRIEF_IMAP_PORT"),
+        IMAP_DEFAULT_PORTS[security],
+        1,
+        65535,
+    )
+    if isinstance(port, str):
+        errors.append(port)
+        port = IMAP_DEFAULT_PORTS[security]
+    host = get("NIEUWSBRIEF_IMAP_HOST")
+    user = get("NIEUWSBRIEF_IMAP_USER")
+    password = values.get("NIEUWSBRIEF_IMAP_PASSWORD") or None
+    if host and not (user and password):
+        errors.append(
+            "NIEUWSBRIEF_IMAP_HOST is set but NIEUWSBRIEF_IMAP_USER or NIEUWSBRIEF_IMAP_PASSWORD "
+            "is not; set all three"
+        )
+    if host and security == "none" and not _is_loopback(host):
+        errors.append(
+            f"NIEUWSBRIEF_IMAP_SECURITY: 'none' with a login to {host}: credentials are never "
+            "sent without TLS; use ssl or starttls"
+        )
+    return {
+        "bounce_address": bounce,
+        "verp": bounce is not None and verp_value == "on",
+        "imap_host": host,
+        "imap_port": port,
+        "imap_security": security,
+        "imap_user": user,
+        "imap_password": password,
+        "imap_folder": get("NIEUWSBRIEF_IMAP_FOLDER") or "INBOX",
+    }
+
+
 def _read_env_file(
     env_file: Path | None, base_dir: Path, errors: list[str], notices: list[str]
 ) -> tuple[dict[str, str], Path | None]:
@@ -320,14 +399,21 @@ def _warn_unknown(values: Mapping[str, str], notices: list[str]) -> None:
             notices.append(f"Warning: unknown setting {name} is ignored{hint}")
 
 
-def _parse_security(value: str | None, errors: list[str]) -> Security:
+def _parse_security(
+    value: str | None,
+    errors: list[str],
+    protocol: str = "SMTP",
+    order: tuple[Security, Security] = ("starttls", "ssl"),
+) -> Security:
     if value is None:
-        return "starttls"
+        return order[0]
     lowered = value.lower()
     if lowered in DEFAULT_PORTS:
         return cast(Security, lowered)
-    errors.append(f"NIEUWSBRIEF_SMTP_SECURITY: {value!r} is not one of starttls, ssl, none")
-    return "starttls"
+    errors.append(
+        f"NIEUWSBRIEF_{protocol}_SECURITY: {value!r} is not one of {', '.join(order)}, none"
+    )
+    return order[0]
 
 
 def _parse_int(name: str, value: str | None, default: int, low: int, high: int | None) -> int | str:

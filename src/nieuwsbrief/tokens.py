@@ -131,3 +131,87 @@ def list_unsubscribe_headers(url_template: str, mailto_address: str, token: str)
         "List-Unsubscribe": f"<{https}>, <{mailto_link(mailto_address, token)}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
+
+
+# -- VERP return-path tokens --------------------------------------------------------------------
+#
+# The envelope sender of each message is `local+<token>@domain` (VERP), so a bounce names the
+# recipient and the issue without quoting anything. The token is
+# ``VERP_VERSION + base32_lower(recipient_id_bytes + issue_tag + mac)``:
+#
+# * ``recipient_id_bytes`` = the 96-bit recipient id of the unsubscribe tokens (found again
+#   through the suppression list's ``recipients`` table: the token holds no address);
+# * ``issue_tag``          = HMAC-SHA256(issue_key, issue id)[:4] (found among the ledger's issues);
+# * ``mac``                = HMAC-SHA256(verp_key, VERP_VERSION + id + tag)[:9] (72 bits).
+#
+# Lower-case base32 survives MTAs that fold the case of local parts; 25 bytes are exactly 40
+# characters, so the token is 41 and leaves 22 octets for the bounce address's own local part.
+
+VERP_VERSION = "1"
+_ISSUE_TAG_BYTES = 4
+_VERP_MAC_BYTES = 9
+_VERP_BODY_CHARS = 8 * (_ID_BYTES + _ISSUE_TAG_BYTES + _VERP_MAC_BYTES) // 5  # 40
+VERP_TOKEN_LENGTH = len(VERP_VERSION) + _VERP_BODY_CHARS
+MAX_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1
+VERP_TOKEN_RE = re.compile(rf"{VERP_VERSION}[a-z2-7]{{{_VERP_BODY_CHARS}}}", re.IGNORECASE)
+
+_ISSUE_LABEL = b"nieuwsbrief/verp/issue-tag/v1"
+_VERP_MAC_LABEL = b"nieuwsbrief/verp/mac/v1"
+
+
+@lru_cache(maxsize=8)
+def _verp_keys(secret: str) -> tuple[bytes, bytes]:
+    _keys(secret)  # the same length rule as the unsubscribe tokens
+    master = secret.encode("utf-8")
+    return (
+        hmac.new(master, _ISSUE_LABEL, hashlib.sha256).digest(),
+        hmac.new(master, _VERP_MAC_LABEL, hashlib.sha256).digest(),
+    )
+
+
+def issue_tag(secret: str, issue_id: str) -> str:
+    """Return the short opaque tag (hex) that stands for `issue_id` inside a VERP token."""
+    issue_key, _ = _verp_keys(secret)
+    return hmac.digest(issue_key, issue_id.encode("utf-8"), "sha256")[:_ISSUE_TAG_BYTES].hex()
+
+
+def _verp_mac(secret: str, body: bytes) -> bytes:
+    _, mac_key = _verp_keys(secret)
+    return hmac.digest(mac_key, VERP_VERSION.encode("ascii") + body, "sha256")[:_VERP_MAC_BYTES]
+
+
+def make_verp_token(secret: str, address: str, issue_id: str) -> str:
+    """Return the signed return-path token for one recipient of one issue (deterministic)."""
+    body = _id_bytes(secret, address) + bytes.fromhex(issue_tag(secret, issue_id))
+    raw = body + _verp_mac(secret, body)
+    return VERP_VERSION + base64.b32encode(raw).decode("ascii").lower()
+
+
+def verp_address(bounce_address: str, token: str) -> str:
+    """Return `local+token@domain` for the bounce address `local@domain`; check the length."""
+    local, at, domain = bounce_address.rpartition("@")
+    if not at or not local:
+        raise NieuwsbriefError(f"the bounce address {bounce_address!r} has no local part")
+    verp_local = f"{local}+{token}"
+    if len(verp_local.encode("utf-8")) > MAX_LOCAL_PART:
+        raise NieuwsbriefError(
+            f"the bounce address {bounce_address!r} is too long for VERP: its part before '@' "
+            f"may have at most {MAX_LOCAL_PART - VERP_TOKEN_LENGTH - 1} characters"
+        )
+    return f"{verp_local}@{domain}"
+
+
+def verify_verp_token(secret: str, token: object) -> tuple[str, str] | None:
+    """Return (recipient id, issue tag) if `token` is a VERP token with a valid MAC, else None."""
+    if not isinstance(token, str) or not VERP_TOKEN_RE.fullmatch(token):
+        return None
+    try:
+        raw = base64.b32decode(token[len(VERP_VERSION) :].upper())
+    except (binascii.Error, ValueError):
+        return None
+    body, mac = raw[:-_VERP_MAC_BYTES], raw[-_VERP_MAC_BYTES:]
+    if len(body) != _ID_BYTES + _ISSUE_TAG_BYTES or not hmac.compare_digest(
+        mac, _verp_mac(secret, body)
+    ):
+        return None
+    return _b64encode(body[:_ID_BYTES]), body[_ID_BYTES:].hex()
