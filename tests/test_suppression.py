@@ -12,6 +12,7 @@ import pytest
 
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.suppression import (
+    SCHEMA_VERSION,
     Status,
     SuppressionList,
     unsubscribe_requests,
@@ -31,7 +32,7 @@ def test_schema_wal_and_version(tmp_path: Path) -> None:
     SuppressionList(path)
     SuppressionList(path)  # opening again is fine
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"suppressed", "recipients"} <= tables
@@ -226,3 +227,28 @@ def test_unsubscribe_requests_accepts_a_path(tmp_path: Path) -> None:
     outcomes = unsubscribe_requests(SECRET, path, ["jan@gemeente.nl"], source="mailto")
     assert outcomes[0].status is Status.ADDED
     assert SuppressionList(path).entries()[0].source == "mailto"
+
+
+def test_a_version_2_file_gains_reasons_and_keeps_its_entries(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            """
+            CREATE TABLE suppressed (address TEXT PRIMARY KEY, added_at TEXT NOT NULL,
+                source TEXT NOT NULL, note TEXT NOT NULL DEFAULT '');
+            CREATE TABLE recipients (recipient_id TEXT PRIMARY KEY, address TEXT NOT NULL,
+                first_seen TEXT NOT NULL);
+            INSERT INTO suppressed VALUES ('old@example.nl', '2026-01-01T00:00:00+00:00',
+                'staff', 'phone');
+            PRAGMA user_version = 2;
+            """
+        )
+    conn.close()
+    db = SuppressionList(path)
+    assert db.add("new@example.nl", "bounce", "issue 2012-05; Status: 5.1.1", "hard bounce 5.1.1")
+    entries = {e.address: e for e in db.entries()}
+    assert (entries["old@example.nl"].note, entries["old@example.nl"].reason) == ("phone", "")
+    assert (entries["new@example.nl"].source, entries["new@example.nl"].reason) == (
+        "bounce",
+        "hard bounce 5.1.1",
+    )

@@ -22,7 +22,7 @@ from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.tokens import find_token, verify_token
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # bounce: the server said the address does not exist (at send time or in a returned report).
 SOURCES = frozenset({"one-click", "web", "mailto", "staff", "import", "bounce", "complaint"})
 BUSY_TIMEOUT_SECONDS = 10.0
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS suppressed (
     address   TEXT PRIMARY KEY,
     added_at  TEXT NOT NULL,
     source    TEXT NOT NULL,  -- one of SOURCES, checked in Python
-    note      TEXT NOT NULL DEFAULT ''
+    note      TEXT NOT NULL DEFAULT '',  -- the evidence (a bounce: issue, date, status line)
+    reason    TEXT NOT NULL DEFAULT ''   -- why, in a few words ("hard bounce 5.1.1")
 );
 CREATE TABLE IF NOT EXISTS recipients (
     recipient_id TEXT PRIMARY KEY,
@@ -50,7 +51,11 @@ CREATE TABLE suppressed_v2 (
 );
 INSERT INTO suppressed_v2 SELECT address, added_at, source, note FROM suppressed;
 DROP TABLE suppressed;
-ALTER TABLE suppressed_v2 RENAME TO suppressed
+ALTER TABLE suppressed_v2 RENAME TO suppressed;
+"""
+# Version 2 -> 3: the reason of each entry (the returns mailbox says why it suppressed).
+_MIGRATE_2_TO_3 = """
+ALTER TABLE suppressed ADD COLUMN reason TEXT NOT NULL DEFAULT ''
 """
 
 
@@ -61,7 +66,8 @@ class Entry:
     address: str
     added_at: str  # ISO 8601, UTC
     source: str
-    note: str
+    note: str  # the evidence (for a bounce: issue, date, status line)
+    reason: str = ""  # why, in a few words: "hard bounce 5.1.1", "complaint (abuse)"
 
 
 def _now() -> str:
@@ -150,7 +156,9 @@ class SuppressionList:
                 # WAL is a property of the file: set once, outside a transaction.
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("BEGIN IMMEDIATE")
-                script = _MIGRATE_1_TO_2 if version == 1 else _SCHEMA
+                script = {1: _MIGRATE_1_TO_2 + _MIGRATE_2_TO_3, 2: _MIGRATE_2_TO_3}.get(
+                    version, _SCHEMA
+                )
                 for statement in filter(str.strip, script.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -215,16 +223,24 @@ class SuppressionList:
         with self._connect() as conn:
             return frozenset(row[0] for row in conn.execute("SELECT address FROM suppressed"))
 
-    def add(self, address: str, source: str, note: str = "") -> bool:
+    def add(self, address: str, source: str, note: str = "", reason: str = "") -> bool:
         """Suppress `address`; return False if it already was (the first date is kept)."""
-        _check_source(source)
+        return self.add_many([(address, source, note, reason)]) == 1
+
+    def add_many(self, entries: Iterable[tuple[str, str, str, str]]) -> int:
+        """Suppress each (address, source, note, reason) in one transaction; return how many."""
+        rows = []
+        for address, source, note, reason in entries:
+            _check_source(source)
+            rows.append((normalise_address(address), _now(), source, note, reason))
         with self._connect(write=True) as conn:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO suppressed (address, added_at, source, note) "
-                "VALUES (?, ?, ?, ?)",
-                (normalise_address(address), _now(), source, note),
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO suppressed (address, added_at, source, note, reason) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
             )
-            return cursor.rowcount == 1
+            return conn.total_changes - before
 
     def add_by_id(self, recipient_id: str, source: str) -> str | None:
         """Suppress the address behind `recipient_id`; return it, or None for an unknown id."""
@@ -255,7 +271,8 @@ class SuppressionList:
         """Return every suppressed address, oldest first."""
         with self._connect() as conn:
             rows = conn.execute(
-                "SELECT address, added_at, source, note FROM suppressed ORDER BY added_at, address"
+                "SELECT address, added_at, source, note, reason FROM suppressed "
+                "ORDER BY added_at, address"
             ).fetchall()
         return [Entry(*row) for row in rows]
 
