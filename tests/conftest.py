@@ -94,4 +94,6 @@ def example_copy(tmp_path: Path) -> Path:
 
 
 # Real SMTP servers on 127.0.0.1 (aiosmtpd): `smtp_server` and `make_smtp_server(**options)`.
+# A real IMAP server (Dovecot, unprivileged, on a free port): `dovecot`.
+from dovecot import dovecot  # noqa: E402, F401
 from smtp_server import make_smtp_server, smtp_server  # noqa: E402, F401

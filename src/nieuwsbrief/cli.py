@@ -392,6 +392,45 @@ def unsubscribe(
         raise typer.Exit(1)
 
 
+@app.command()
+def mailbox(
+    maildir: Annotated[
+        Path | None,
+        typer.Option(
+            "--maildir", help="Read this local Maildir instead of IMAP.", show_default=False
+        ),
+    ] = None,
+    mbox: Annotated[
+        Path | None,
+        typer.Option(
+            "--mbox", help="Read this mbox file (an export) instead of IMAP.", show_default=False
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
+    ] = False,
+    csv_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv",
+            help="Write the actions here (default: in the state folder).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Read the returns mailbox; bounces, complaints and mailed unsubscribes suppress addresses.
+
+    IMAP settings: NIEUWSBRIEF_IMAP_HOST, _PORT, _USER, _PASSWORD, _FOLDER, _SECURITY.
+    Processed messages are marked ($NbProcessed keyword; Maildir: moved to .verwerkt/).
+    """
+    from .returns.run import run_mailbox
+
+    report = run_mailbox(
+        _settings(), maildir=maildir, mbox=mbox, dry_run=dry_run, csv_path=csv_path
+    )
+    typer.echo(report.describe())
+
+
 @app.command("unsubscribe-server")
 def unsubscribe_server(
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",

@@ -413,6 +413,18 @@ class Ledger:
             ).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
 
+    def last_issue_to(self, address: str) -> str | None:
+        """Return the issue most recently accepted for this address (normal form), if any."""
+        if self._db is None:
+            return None
+        with self._lock:
+            row = self._execute(
+                "SELECT issue FROM recipients WHERE address = ? AND status = ? "
+                "ORDER BY updated_at DESC LIMIT 1",
+                (address, ACCEPTED),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def has_mailed(self, address: str) -> bool:
         """Tell whether any issue was accepted for this address (normal form)."""
         if self._db is None:

@@ -34,7 +34,7 @@ from .model import Issue, Subscriber
 from .render import default_templates_dir
 from .subscribers import SubscriberList, load_subscribers
 from .suppression import SuppressionList
-from .tokens import recipient_id
+from .tokens import make_verp_token, recipient_id, verp_address
 from .transport import MaildirOutbox, Outcome, SmtpParams, SmtpTransport, Transport
 
 FAILURES_FILE = "send-failures.csv"
@@ -272,12 +272,26 @@ def _check_merge_fields(factory: MessageFactory, subscribers: SubscriberList) ->
         )
 
 
-def _jobs(factory: MessageFactory, recipients: list[Subscriber]) -> Iterator[Job]:
+def return_path(settings: Settings, issue: str, default: str, address: str) -> str:
+    """Return the envelope sender: the bounce address, per recipient with VERP, else `default`."""
+    if settings.bounce_address is None:
+        return default
+    if not settings.verp or not issue:
+        return settings.bounce_address
+    token = make_verp_token(settings.secret, address, issue)
+    return verp_address(settings.bounce_address, token)
+
+
+def _jobs(
+    factory: MessageFactory,
+    recipients: list[Subscriber],
+    sender: Callable[[str], str] | None = None,
+) -> Iterator[Job]:
     for subscriber in recipients:
         yield Job(
             key=normalise_address(subscriber.email),
             recipient=smtp_address(subscriber.email),
-            sender=factory.sender_address,
+            sender=sender(subscriber.email) if sender else factory.sender_address,
             build=functools.partial(factory.build, subscriber),
         )
 
@@ -548,7 +562,7 @@ def _deliver(
         Job(
             key=key,
             recipient=smtp_address(subscriber.email),
-            sender=factory.sender_address,
+            sender=return_path(settings, issue, factory.sender_address, subscriber.email),
             build=functools.partial(build, subscriber, key),
         )
         for subscriber in plan.recipients
@@ -646,7 +660,11 @@ def _send_proofs(
     report = SendReport(plan=plan)
     results: list[Result] = []
     deliver(
-        _jobs(factory, recipients),
+        _jobs(
+            factory,
+            recipients,
+            functools.partial(return_path, settings, "", factory.sender_address),
+        ),
         transport_for(settings),
         on_result=results.append,
         connections=1,

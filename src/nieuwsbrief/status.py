@@ -25,7 +25,21 @@ def status_report(settings: Settings, issue: str | None = None) -> str:
         rows = ledger.rows(record.issue, ledger_mod.OUTSTANDING)
     finally:
         ledger.close()
-    return _details(record, rows)
+    return _details(record, rows) + "\n" + _returns_line(settings, record)
+
+
+def _returns_line(settings: Settings, record: ledger_mod.IssueRecord) -> str:
+    """Say what came back for the issue (the returns mailbox): counts only."""
+    from .returns.run import returns_counts
+
+    delivered = record.counts.get(ledger_mod.ACCEPTED, 0)
+    counts = returns_counts(settings, record.issue, sent=delivered)
+    rate = f" ({counts['complaint_rate']:.2%} of delivered)" if "complaint_rate" in counts else ""
+    return (
+        f"Returns:    {counts['hard_bounces']:.0f} hard and {counts['soft_bounces']:.0f} soft "
+        f"bounces, {counts['complaints']:.0f} complaints{rate}, "
+        f"{counts['unsubscribes']:.0f} unsubscribed by mail (nieuwsbrief mailbox)"
+    )
 
 
 def _find(home: Home, records: list[ledger_mod.IssueRecord], wanted: str) -> ledger_mod.IssueRecord:

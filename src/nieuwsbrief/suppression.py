@@ -270,8 +270,11 @@ class SuppressionList:
     def entries(self) -> list[Entry]:
         """Return every suppressed address, oldest first."""
         with self._connect() as conn:
+            # A read-only open does not migrate: a list of an earlier version has no reasons.
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(suppressed)")}
+            reason = "reason" if "reason" in columns else "''"
             rows = conn.execute(
-                "SELECT address, added_at, source, note, reason FROM suppressed "
+                f"SELECT address, added_at, source, note, {reason} FROM suppressed "
                 "ORDER BY added_at, address"
             ).fetchall()
         return [Entry(*row) for row in rows]

@@ -100,7 +100,12 @@ def _address_problem(item: str) -> str:
 def list_report(settings: Settings) -> str:
     """Return every suppressed address with when and how it was added."""
     entries = SuppressionList(settings.suppression_path, readonly=True).entries()
-    lines = [f"{e.added_at}  {e.source:<9}  {e.address}" for e in entries]
+    lines = [
+        f"{e.added_at}  {e.source:<9}  {e.address}"
+        + (f"  {e.reason}" if e.reason else "")
+        + (f" ({e.note})" if e.note else "")
+        for e in entries
+    ]
     lines.append(f"{len(entries)} unsubscribed in {settings.suppression_path}")
     return "\n".join(lines)
 

@@ -118,41 +118,80 @@ class Context:
     today: date = field(default_factory=lambda: datetime.now(UTC).date())
 
 
+BATCH_SIZE = 500  # messages acted on per commit; then they are marked processed
+
+
+@dataclass
+class _Batch:
+    """Actions not yet committed, and the messages to mark once they are."""
+
+    suppressed: set[str]  # on the list, committed or pending
+    suppressions: list[tuple[str, str, str, str]] = field(default_factory=list)
+    marks: list[Item] = field(default_factory=list)
+
+    def flush(self, ctx: Context, source: Source) -> None:
+        """Commit the suppressions, then the returns file, then mark: act, commit, mark."""
+        suppressions, marks = self.suppressions, self.marks
+        self.suppressions, self.marks = [], []
+        if suppressions:
+            ctx.suppression.add_many(suppressions)
+        ctx.store.flush()
+        for item in marks:
+            source.mark(item)
+
+
 def process_mailbox(source: Source, ctx: Context, *, dry_run: bool) -> RunReport:
     """Process every unmarked message of `source`; with `dry_run`, change nothing anywhere."""
     report = RunReport(source=source.label, dry_run=dry_run)
-    done = ctx.store.processed_digests()
+    done = set(ctx.store.processed_digests())
     issue_tags = {issue_tag(ctx.secret, i): i for i in ctx.sent.issue_ids()}
-    for item in source.items():
-        if item.data is None:
-            report.actions.append(Action(item.ref, Kind.SKIPPED, SKIPPED, evidence=item.note))
-            continue
-        digest = hashlib.sha256(item.data).hexdigest()
-        if digest in done:
-            report.already_processed += 1
-            if not dry_run:
-                source.mark(item)  # acted on before, but the mark was lost (crash, copy)
-            continue
-        returned = classify(item.data)
-        if returned.kind is Kind.SKIPPED:
-            report.actions.append(Action(item.ref, Kind.SKIPPED, SKIPPED, evidence=returned.note))
-            continue  # left unmarked: a later nieuwsbrief may read it
-        actions, soft = _act(item, returned, ctx, issue_tags, dry_run=dry_run)
-        report.actions += actions
+    batch = _Batch(set(ctx.suppression.suppressed_set()))
+    try:
+        for item in source.items():
+            _one(item, ctx, batch, report, done, issue_tags, dry_run)
+            if len(batch.marks) >= BATCH_SIZE:
+                batch.flush(ctx, source)
+    finally:
         if not dry_run:
-            ctx.store.commit_message(
-                digest,
-                returned.kind.value,
-                datetime.now(UTC).isoformat(timespec="seconds"),
-                [
-                    (a.kind.value, a.outcome, a.address, a.issue, a.matched_by, a.evidence)
-                    for a in actions
-                ],
-                soft,
-            )
-            source.mark(item)
-        done = done | {digest}
+            batch.flush(ctx, source)  # what was acted on so far is consistent: keep it
     return report
+
+
+def _one(
+    item: Item,
+    ctx: Context,
+    batch: _Batch,
+    report: RunReport,
+    done: set[str],
+    issue_tags: dict[str, str],
+    dry_run: bool,
+) -> None:
+    if item.data is None:
+        report.actions.append(Action(item.ref, Kind.SKIPPED, SKIPPED, evidence=item.note))
+        return
+    digest = hashlib.sha256(item.data).hexdigest()
+    if digest in done:
+        report.already_processed += 1
+        if not dry_run:
+            batch.marks.append(item)  # acted on before, but the mark was lost (crash, copy)
+        return
+    returned = classify(item.data)
+    if returned.kind is Kind.SKIPPED:
+        report.actions.append(Action(item.ref, Kind.SKIPPED, SKIPPED, evidence=returned.note))
+        return  # left unmarked: a later nieuwsbrief may read it
+    actions, soft = _act(item, returned, ctx, batch, issue_tags, dry_run=dry_run)
+    report.actions += actions
+    done.add(digest)
+    if dry_run:
+        return
+    ctx.store.record_message(
+        digest,
+        returned.kind.value,
+        datetime.now(UTC).isoformat(timespec="seconds"),
+        [(a.kind.value, a.outcome, a.address, a.issue, a.matched_by, a.evidence) for a in actions],
+        soft,
+    )
+    batch.marks.append(item)
 
 
 @dataclass(frozen=True)
@@ -167,6 +206,7 @@ def _act(
     item: Item,
     returned: Returned,
     ctx: Context,
+    batch: _Batch,
     issue_tags: dict[str, str],
     *,
     dry_run: bool,
@@ -199,7 +239,7 @@ def _act(
                 Kind.UNSUBSCRIBE: "unsubscribe request by mail",
             }[this_kind]
             source = {Kind.HARD: "bounce", Kind.COMPLAINT: "complaint"}.get(this_kind, "mailto")
-            outcome = _suppress(ctx, match.address, source, reason, evidence, dry_run)
+            outcome = _suppress(batch, match.address, source, reason, evidence, dry_run)
             action = _with(action, outcome, evidence)
         elif this_kind is Kind.SOFT and failure is not None and soft is None:
             day = when[:10]
@@ -214,7 +254,7 @@ def _act(
                     f"{score.bounces} soft bounces across {score.issues} issues within "
                     f"{SOFT_WINDOW_DAYS} days ({', '.join(s or '?' for s in score.statuses)})"
                 )
-                outcome = _suppress(ctx, match.address, "bounce", reason, evidence, dry_run)
+                outcome = _suppress(batch, match.address, "bounce", reason, evidence, dry_run)
             action = _with(action, outcome, evidence)
         else:
             action = _with(action, COUNTED, evidence)
@@ -236,13 +276,15 @@ def _with(action: Action, outcome: str, evidence: str) -> Action:
 
 
 def _suppress(
-    ctx: Context, address: str, source: str, reason: str, evidence: str, dry_run: bool
+    batch: _Batch, address: str, source: str, reason: str, evidence: str, dry_run: bool
 ) -> str:
-    if ctx.suppression.is_suppressed(address):
+    key = normalise_address(address)
+    if key in batch.suppressed:
         return ALREADY
+    batch.suppressed.add(key)
     if dry_run:
         return WOULD_SUPPRESS
-    ctx.suppression.add(address, source, evidence[:1000], reason)
+    batch.suppressions.append((key, source, evidence[:1000], reason))
     return SUPPRESSED
 
 

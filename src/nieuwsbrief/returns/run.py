@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
 from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.config import Settings
 from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.ledger import Ledger
 from nieuwsbrief.returns.classify import Kind
 from nieuwsbrief.returns.process import Context, RunReport, process_mailbox, write_csv
 from nieuwsbrief.returns.sources import ImapSource, MaildirSource, MboxSource, Source
@@ -26,50 +25,31 @@ def returns_path(settings: Settings) -> Path:
 
 
 class LedgerSentMail:
-    """`SentMail` over the send ledger file (read only) and the suppression list's recipients."""
+    """`SentMail` over the send ledger (opened read-only) and the suppression list's recipients."""
 
     def __init__(self, ledger_path: Path, suppression: SuppressionList) -> None:
-        self.path = ledger_path
+        self._ledger = Ledger(ledger_path, readonly=True)
         self._suppression = suppression
-        self._columns: set[str] = set()
-        if ledger_path.is_file():
-            self._columns = {row[1] for row in self._query("PRAGMA table_info(recipients)")}
-
-    def _query(self, sql: str, *args: str) -> list[tuple[str, ...]]:
-        if not self.path.is_file():
-            return []
-        try:
-            uri = f"file:{self.path}?mode=ro"
-            with closing(sqlite3.connect(uri, uri=True, timeout=10)) as conn:
-                return conn.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise NieuwsbriefError(f"{self.path}: cannot read the send ledger ({exc})") from None
 
     def lookup_message_id(self, message_id: str) -> tuple[str, str] | None:
-        """Return (issue, address) of the message with this Message-ID, if the ledger has it."""
-        if "message_id" not in self._columns:
-            return None
-        rows = self._query(
-            "SELECT issue, address FROM recipients WHERE message_id = ?", message_id.strip()
-        )
-        return (rows[0][0], rows[0][1]) if rows else None
+        """Return (issue, address) of the message sent with this Message-ID."""
+        return self._ledger.find_message(message_id)
 
     def issue_mailed_to(self, address: str) -> str | None:
         """Return the latest issue accepted for `address`."""
-        rows = self._query(
-            "SELECT issue FROM recipients WHERE address = ? AND status = 'accepted' "
-            "ORDER BY updated_at DESC LIMIT 1",
-            normalise_address(address),
-        )
-        return rows[0][0] if rows else None
+        return self._ledger.last_issue_to(normalise_address(address))
 
     def issue_ids(self) -> list[str]:
         """Return every issue in the ledger."""
-        return [row[0] for row in self._query("SELECT issue FROM issues")]
+        return [record.issue for record in self._ledger.issues()]
 
     def address_for(self, recipient_id: str) -> str | None:
         """Return the address behind a recipient id, as registered by `send`."""
         return self._suppression.address_for(recipient_id)
+
+    def close(self) -> None:
+        """Close the ledger."""
+        self._ledger.close()
 
 
 def open_source(settings: Settings, maildir: Path | None, mbox: Path | None) -> Source:
@@ -99,7 +79,10 @@ def run_mailbox(
         if dry_run and not path.exists():
             path = Path(scratch) / RETURNS_FILE  # a dry run creates no state
         store = ReturnsStore(path)
-        report = _run(settings, source, suppression, store, dry_run)
+        try:
+            report = _run(settings, source, suppression, store, dry_run)
+        finally:
+            store.close()
     return _write_report(settings, report, csv_path, dry_run)
 
 
@@ -110,16 +93,18 @@ def _run(
     store: ReturnsStore,
     dry_run: bool,
 ) -> RunReport:
+    sent = LedgerSentMail(settings.ledger_path, suppression)
     try:
         ctx = Context(
             secret=settings.secret,
             bounce_address=settings.bounce_address,
-            sent=LedgerSentMail(settings.ledger_path, suppression),
+            sent=sent,
             suppression=suppression,
             store=store,
         )
         return process_mailbox(source, ctx, dry_run=dry_run)
     finally:
+        sent.close()
         source.close()
 
 
@@ -135,9 +120,18 @@ def _write_report(
 
 
 def returns_counts(settings: Settings, issue_id: str, sent: int | None = None) -> dict[str, float]:
-    """Return per issue: bounced hard/soft, complaints (and their rate of `sent`), unsubscribes."""
+    """Return per issue: bounced hard/soft, complaints (and their rate of `sent`), unsubscribes.
+
+    Counts only (distinct addresses per kind); never opens or clicks. Writes nothing.
+    """
     path = returns_path(settings)
-    counts = ReturnsStore(path).counts(issue_id) if path.is_file() else {}
+    counts: dict[str, int] = {}
+    if path.is_file():
+        store = ReturnsStore(path, readonly=True)
+        try:
+            counts = store.counts(issue_id)
+        finally:
+            store.close()
     result: dict[str, float] = {
         "hard_bounces": counts.get(Kind.HARD.value, 0),
         "soft_bounces": counts.get(Kind.SOFT.value, 0),
