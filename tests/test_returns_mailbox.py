@@ -238,3 +238,15 @@ def test_verp_off_sends_every_message_from_the_bare_bounce_address(
     subscribers = write_list(tmp_path / "lijst.csv", members(3))
     assert send_cli(str(example_copy), "--subscribers", str(subscribers), "--yes")[0] == 0
     assert [m.mail_from for m in smtp_server.messages] == [BOUNCES] * 3
+
+
+def test_a_dry_run_in_a_fresh_home_creates_no_state(tmp_path: Path) -> None:
+    box = write_maildir(
+        tmp_path / "Maildir",
+        dsn(None, to=BOUNCES, recipient="a@example.nl", status="5.1.1"),
+    )
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = runner.invoke(app, ["mailbox", "--maildir", str(box), "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+    assert "Dry run, nothing changed: 1 messages read" in result.stdout
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

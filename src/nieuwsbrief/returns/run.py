@@ -72,13 +72,15 @@ def run_mailbox(
     csv_path: Path | None = None,
 ) -> RunReport:
     """Read the returns mailbox once, act on what it reports, and write the CSV of actions."""
-    suppression = SuppressionList(settings.suppression_path)
+    suppression = SuppressionList(settings.suppression_path, readonly=dry_run)
     source = open_source(settings, maildir, mbox)
     with tempfile.TemporaryDirectory() as scratch:
         path = returns_path(settings)
         if dry_run and not path.exists():
             path = Path(scratch) / RETURNS_FILE  # a dry run creates no state
-        store = ReturnsStore(path)
+            store = ReturnsStore(path)
+        else:
+            store = ReturnsStore(path, readonly=dry_run)
         try:
             report = _run(settings, source, suppression, store, dry_run)
         finally:
