@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import mailbox
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -153,7 +154,7 @@ def build(base: Path, count: int) -> Path:
     return base
 
 
-def run_once(template: Path, work: Path) -> tuple[float, str]:
+def run_once(template: Path, work: Path) -> tuple[float, float, str]:
     shutil.copytree(template, work)
     env = {
         **os.environ,
@@ -162,15 +163,22 @@ def run_once(template: Path, work: Path) -> tuple[float, str]:
         "NIEUWSBRIEF_LEDGER_DB": str(work / "ledger.sqlite"),
         "NIEUWSBRIEF_SUPPRESSION_DB": str(work / "suppression.sqlite"),
     }
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "nieuwsbrief", "mailbox", "--maildir", str(work / "Maildir")],
         capture_output=True, text=True, env=env, cwd=work, check=False,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
+    cpu = _children_cpu() - cpu_before
     if result.returncode != 0:
         raise SystemExit(f"mailbox failed ({result.returncode}):\n{result.stderr}")
-    return elapsed, result.stdout
+    return elapsed, cpu, result.stdout
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -180,16 +188,18 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nb-bench-mailbox-") as tmp:
         template = build(Path(tmp) / "template", args.count)
-        times = []
+        times, cpus = [], []
         for rep in range(args.reps):
-            elapsed, out = run_once(template, Path(tmp) / f"run{rep}")
+            elapsed, cpu, out = run_once(template, Path(tmp) / f"run{rep}")
             times.append(elapsed)
-            print(f"run {rep + 1}: {elapsed:.2f} s", file=sys.stderr)
+            cpus.append(cpu)
+            print(f"run {rep + 1}: {elapsed:.2f} s wall, {cpu:.2f} s CPU", file=sys.stderr)
         print(out)
         median = statistics.median(times)
         print(
             f"{args.count} returns: median {median:.2f} s end to end "
-            f"({args.count / median:.0f} messages/s) over {args.reps} runs"
+            f"({args.count / median:.0f} messages/s), {statistics.median(cpus):.2f} s CPU "
+            f"(user + system), over {args.reps} runs; load average {os.getloadavg()[0]:.1f}"
         )
 
 

@@ -208,6 +208,11 @@ class SuppressionList:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    def recipient_map(self) -> dict[str, str]:
+        """Return recipient id -> address for every registered recipient (one query)."""
+        with self._connect() as conn:
+            return dict(conn.execute("SELECT recipient_id, address FROM recipients").fetchall())
+
     # -- suppression --------------------------------------------------------------------------
 
     def is_suppressed(self, address: str) -> bool:

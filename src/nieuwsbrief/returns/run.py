@@ -30,6 +30,7 @@ class LedgerSentMail:
     def __init__(self, ledger_path: Path, suppression: SuppressionList) -> None:
         self._ledger = Ledger(ledger_path, readonly=True)
         self._suppression = suppression
+        self._recipients: dict[str, str] | None = None  # loaded once: a run looks up thousands
 
     def lookup_message_id(self, message_id: str) -> tuple[str, str] | None:
         """Return (issue, address) of the message sent with this Message-ID."""
@@ -45,7 +46,9 @@ class LedgerSentMail:
 
     def address_for(self, recipient_id: str) -> str | None:
         """Return the address behind a recipient id, as registered by `send`."""
-        return self._suppression.address_for(recipient_id)
+        if self._recipients is None:
+            self._recipients = self._suppression.recipient_map()
+        return self._recipients.get(recipient_id)
 
     def close(self) -> None:
         """Close the ledger."""
