@@ -244,6 +244,9 @@ def test_a_version_2_file_gains_reasons_and_keeps_its_entries(tmp_path: Path) ->
             """
         )
     conn.close()
+    # Read-only (unsubscribe --list, status) reads it as it is, without migrating it.
+    readonly = SuppressionList(path, readonly=True).entries()
+    assert [(e.address, e.reason) for e in readonly] == [("old@example.nl", "")]
     db = SuppressionList(path)
     assert db.add("new@example.nl", "bounce", "issue 2012-05; Status: 5.1.1", "hard bounce 5.1.1")
     entries = {e.address: e for e in db.entries()}
