@@ -16,6 +16,7 @@ from nieuwsbrief.cli import app
 from nieuwsbrief.config import load_settings
 from nieuwsbrief.home import find_home
 from nieuwsbrief.returns.run import returns_counts
+from nieuwsbrief.returns.sources import ImapSource, ReturnsSourceError
 from nieuwsbrief.suppression import SuppressionList
 from returns_mail import arf, dsn, reply, write_maildir
 from smtp_server import SmtpServer
@@ -250,3 +251,14 @@ def test_a_dry_run_in_a_fresh_home_creates_no_state(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "Dry run, nothing changed: 1 messages read" in result.stdout
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_imap_server_gone_mid_run_is_an_error_not_a_traceback(
+    dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    imap_env(monkeypatch, dovecot)
+    source = ImapSource(load_settings(home=find_home(tmp_path)))
+    dovecot.stop()
+    with pytest.raises(ReturnsSourceError, match="the connection failed mid-run"):
+        list(source.items())
+    source.close()

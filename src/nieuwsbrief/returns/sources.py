@@ -205,6 +205,18 @@ class ImapSource:
 
     def items(self) -> Iterator[Item]:
         """Yield the messages without the processed keyword, oldest first (BODY.PEEK: unread)."""
+        try:
+            yield from self._items()
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise self._lost(exc) from None
+
+    def _lost(self, exc: Exception) -> ReturnsSourceError:
+        return ReturnsSourceError(
+            f"{self._where}: the connection failed mid-run ({exc.__class__.__name__}: {exc}); "
+            "what was processed before it is kept: run the same command again"
+        )
+
+    def _items(self) -> Iterator[Item]:
         todo = AND(no_keyword=PROCESSED_KEYWORD)
         big = set(self._box.uids(AND(no_keyword=PROCESSED_KEYWORD, size_gt=MAX_MESSAGE_BYTES)))
         for uid in self._box.uids(todo):
@@ -225,7 +237,12 @@ class ImapSource:
         uid = item.ref.removeprefix("UID ")
         if not re.fullmatch(r"\d+", uid):
             raise ReturnsSourceError(f"{self._where}: bad UID {uid!r}")
-        status, data = self._box.client.uid("STORE", uid, "+FLAGS.SILENT", f"({PROCESSED_KEYWORD})")
+        try:
+            status, data = self._box.client.uid(
+                "STORE", uid, "+FLAGS.SILENT", f"({PROCESSED_KEYWORD})"
+            )
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise self._lost(exc) from None
         if status != "OK":
             raise ReturnsSourceError(
                 f"{self._where}: cannot set the keyword {PROCESSED_KEYWORD} on UID {uid} "
