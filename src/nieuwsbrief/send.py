@@ -539,7 +539,12 @@ def _deliver(
             if status == ledger_mod.FAILED and is_unknown_recipient(
                 result.reply.code, result.reply.text
             ):
-                suppression.add(result.key, "bounce", f"{issue}: {reply}")
+                suppression.add(
+                    result.key,
+                    "bounce",
+                    f"issue {issue}; refused while sending: {reply}",
+                    reason=f"hard bounce {result.reply.code} (the server says it does not exist)",
+                )
                 report.suppressed_now += 1
         except (LedgerError, NieuwsbriefError) as exc:
             # Disk full, or the file went away: stop sending; what is in flight is listed.
