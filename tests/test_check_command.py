@@ -65,6 +65,12 @@ def write_issue(
     return issue_dir
 
 
+@pytest.fixture(autouse=True)
+def _the_example_issues_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check as on the example issue's date, so only what a test breaks is found."""
+    monkeypatch.setattr("nieuwsbrief.check.current_date", lambda: date(2012, 5, 1))
+
+
 def run_check(issue_dir: Path, *args: str) -> tuple[int, str]:
     result = runner.invoke(app, ["check", str(issue_dir), *args])
     return result.exit_code, result.stdout + result.stderr
@@ -76,7 +82,9 @@ def assert_problem(issue_dir: Path, code: str, *phrases: str) -> str:
     problems = [line for line in output.splitlines() if line.startswith("problem  ")]
     assert exit_code == 1, output
     assert problems, output
-    assert all(line.startswith(f"problem  {code}: ") for line in problems), output
+    assert all(line.endswith((f"[{code}]", "]")) and f"[{code}" in line for line in problems), (
+        output
+    )
     assert "fix them before sending" in output.splitlines()[-1]
     for phrase in phrases:
         assert phrase in output, output
@@ -88,7 +96,9 @@ def assert_warning(issue_dir: Path, code: str, *phrases: str) -> str:
     exit_code, output = run_check(issue_dir)
     findings = [line for line in output.splitlines() if line.startswith(("problem", "warning"))]
     assert exit_code == 0, output
-    assert findings and all(line.startswith(f"warning  {code}: ") for line in findings), output
+    assert findings and all(
+        line.startswith("warning  ") and f"[{code}" in line for line in findings
+    ), output
     assert output.splitlines()[-1].startswith("OK: no problems, ")
     for phrase in phrases:
         assert phrase in output, output
@@ -163,11 +173,11 @@ def test_html_over_gmails_clip_is_a_problem_and_compose_warns(tmp_path: Path) ->
     body = ARTICLE + "\n" + "\n\n".join([paragraph] * 25) + "\n"
     issue_dir = write_issue(tmp_path, bodies=(body, body, body))
 
-    assert_problem(issue_dir, "size", "Gmail clips above ~102 KB")
+    checked = assert_problem(issue_dir, "size", "Gmail clips above ~102 KB")
     composed = runner.invoke(app, ["compose", str(issue_dir), "--out", str(tmp_path / "out")])
-    assert composed.exit_code == 0, composed.stderr
-    assert "Warning: the HTML part is" in composed.stderr
-    assert "Gmail clips" in composed.stderr
+    assert composed.exit_code == 1, composed.stderr
+    assert (tmp_path / "out" / "email.html").is_file()  # written, so the author can look
+    assert composed.stdout.endswith(checked)  # compose and check agree
 
 
 def test_style_over_16_kb_is_a_problem(tmp_path: Path, broken_templates: Path) -> None:
@@ -256,6 +266,11 @@ def test_javascript_link_is_a_problem(tmp_path: Path, broken_templates: Path) ->
     report = check_with(broken_templates, write_issue(tmp_path))
 
     assert codes(report) == {"link-scheme"}
+    template = broken_templates / "email.mjml.j2"
+    lines = template.read_text(encoding="utf-8").split("\n")
+    line = next(n for n, text in enumerate(lines, start=1) if "javascript:" in text)
+    # a literal link in the template is found at its template line
+    assert report.problems[0].where == f"{template}:{line}"
     assert "javascript:alert(1)" in report.format()
 
 
@@ -270,9 +285,16 @@ def test_javascript_link_in_content_stays_text(tmp_path: Path) -> None:
 def test_leftover_template_marker_in_an_article_is_a_problem(tmp_path: Path) -> None:
     body = ARTICLE + "\nBeste {{ naam }}, wij zien u graag in Amersfoort.\n"
 
-    output = assert_problem(write_issue(tmp_path, bodies=(body,)), "template-marker")
-    assert "'{{ naam }}" in output
-    assert "HTML line" in output and "plain text line" in output
+    issue_dir = write_issue(tmp_path, bodies=(body,))
+    output = assert_problem(issue_dir, "template-marker")
+    # once, at the author's line (front matter 4 lines + the article's 6), not per HTML line
+    assert output.splitlines()[0] == (
+        f"problem  {issue_dir / '01-artikel.md'}:11: '{{{{ naam }}}}' is not a merge field and "
+        "would reach every reader as typed; write {{ subscriber.<column> }} with a column of "
+        "the subscriber list, e.g. {{ subscriber.voornaam }}, or remove the braces "
+        "[template-marker]"
+    )
+    assert output.count("problem  ") == 1
 
 
 def test_no_unsubscribe_link_is_a_problem(tmp_path: Path, broken_templates: Path) -> None:
@@ -286,6 +308,7 @@ def test_no_unsubscribe_link_is_a_problem(tmp_path: Path, broken_templates: Path
 
     assert codes(report) == {"unsubscribe-missing"}
     assert "no unsubscribe link" in report.format()
+    assert report.problems[0].where == str(broken_templates / "email.mjml.j2")
 
 
 def test_missing_text_part_is_a_problem(tmp_path: Path, broken_templates: Path) -> None:
@@ -313,11 +336,21 @@ def test_past_issue_date_is_a_warning_when_sending(tmp_path: Path) -> None:
 
     assert sending.ok and [f.code for f in sending.warnings] == ["date-past"]
     assert "2012-06-01" in sending.format()
-    assert checking.format() == "OK: no problems"
+    # `check` shows the warning `send` shows, at the line of the date
+    assert [str(f) for f in checking.warnings] == [
+        f"{issue_dir / 'issue.yaml'}:2: the issue is dated 2012-06-01, before today "
+        "(2012-06-02); if this is a new issue, update its 'date:' [date-past]"
+    ]
 
 
 def test_example_issue_only_warns_about_its_date_when_sending() -> None:
-    report = check_issue(EXAMPLE_ISSUE, factory_maker, agenda_path=EXAMPLE_AGENDA, sending=True)
+    report = check_issue(
+        EXAMPLE_ISSUE,
+        factory_maker,
+        agenda_path=EXAMPLE_AGENDA,
+        today=date(2012, 5, 2),
+        sending=True,
+    )
 
     assert report.ok
     assert [f.code for f in report.warnings] == ["date-past"]

@@ -82,12 +82,13 @@ def test_html_shows_articles_calls_to_action_and_agenda_in_order(composed: Path)
         "Opbouw en verdwijning van kennis binnen de gemeentelijke praktijk",
     ):
         assert title in html
-    for cta in (
-        "Aanmelden voor de masterclass op 31 mei 2012",
-        "Aanmelden voor de cursus op 14 juni 2012",
-        "Aanmelden voor de workshop op 22 mei 2012",
+    # Each call to action: the event's date and city, then a button short enough for 320 px.
+    for when, button in (
+        ("31 mei 2012, Amersfoort", "Aanmelden voor de masterclass"),
+        ("14 juni 2012, Amersfoort", "Aanmelden voor de cursus"),
+        ("22 mei 2012, Amersfoort", "Aanmelden voor de workshop"),
     ):
-        assert cta in html
+        assert re.search(re.escape(when) + r"</p></div>.*?>" + re.escape(button) + "</a>", html)
     agenda = html[html.index('id="agenda"') :]
     dates = re.findall(r'class="nb-date"[^>]*>([^<]+)<', agenda)
     assert dates == [
@@ -177,9 +178,13 @@ def test_missing_preheader_warns(example_copy: Path) -> None:
         re.sub(r"^preheader:.*\n", "", issue_yaml.read_text(encoding="utf-8"), flags=re.M),
         encoding="utf-8",
     )
-    code, _, err = compose(str(example_copy))
-    assert code == 0
-    assert "issue.yaml: no 'preheader'" in err
+    code, out, _ = compose(str(example_copy))
+    assert code == 1  # a problem, as `check` says; the files are written to look at
+    assert (example_copy / "out" / "email.html").is_file()
+    assert (
+        f"problem  {example_copy / 'issue.yaml'}:1: the issue has no preheader; inboxes then "
+        "show the first text of the email: add a line 'preheader: ...'"
+    ) in out
 
 
 def test_raw_html_in_markdown_is_shown_as_text(example_copy: Path) -> None:
@@ -244,9 +249,18 @@ BAD_INPUTS = {
         lambda d: _replace(d / "issue.yaml", "date: 2012-05-01\n", ""),
         r"issue\.yaml:1: 'date' is missing",
     ),
-    "date not ISO": (
-        lambda d: _replace(d / "issue.yaml", "date: 2012-05-01", "date: 1 mei 2012"),
-        r"issue\.yaml:4: date '1 mei 2012' is not a date; write it as YYYY-MM-DD",
+    "date ambiguous": (
+        lambda d: _replace(d / "issue.yaml", "date: 2012-05-01", "date: 5/1/2012"),
+        r"issue\.yaml:4: date '5/1/2012' is ambiguous \(6/7/2012 is 6 July in Dutch, 7 June in "
+        r"English\); write it as 2012-06-26, 26-6-2012 or 26 juni 2012",
+    ),
+    "date with a two-digit year": (
+        lambda d: _replace(d / "issue.yaml", "date: 2012-05-01", "date: 1-5-12"),
+        r"issue\.yaml:4: date '1-5-12' has a two-digit year",
+    ),
+    "date with an unknown month": (
+        lambda d: _replace(d / "issue.yaml", "date: 2012-05-01", "date: 1 may 2012"),
+        r"issue\.yaml:4: date '1 may 2012': 'may' is not a Dutch month name",
     ),
     "no issue.yaml": (
         lambda d: (d / "issue.yaml").unlink(),

@@ -5,13 +5,14 @@ from __future__ import annotations
 import difflib
 import email
 import re
+import shutil
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from conftest import TEST_SECRET
+from conftest import REPO, TEST_SECRET
 from nieuwsbrief import render
 from nieuwsbrief.compose import compose_issue
 from nieuwsbrief.message import MessageError, make_factory
@@ -80,20 +81,49 @@ def test_two_recipients_differ_only_in_personal_values(example_copy: Path) -> No
 
 
 def test_personalising_does_not_render_again(
-    example_copy: Path, monkeypatch: pytest.MonkeyPatch
+    example_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = {"mjml": 0}
-    original = render.mjml_to_html
+    """10,000 recipients, a {voornaam|lezer} greeting and a merge field: one render."""
+    templates = tmp_path / "templates"
+    shutil.copytree(REPO / "templates", templates, ignore=shutil.ignore_patterns("__*"))
+    brand = templates / "brand.yaml"
+    brand.write_text(
+        brand.read_text(encoding="utf-8").replace(
+            'greeting: "Beste {name},"', 'greeting: "Beste {voornaam|lezer},"'
+        ),
+        encoding="utf-8",
+    )
+    article = example_copy / "02-bim.md"
+    article.write_text(
+        article.read_text(encoding="utf-8")
+        + "\nOok in {{ subscriber.plaats }} werkt men met BIM.\n",
+        encoding="utf-8",
+    )
+    calls = {"mjml": 0, "premailer": 0}
+    original_mjml, original_inline = render.mjml_to_html, render.inline_css
 
-    def counting(*args: object) -> str:
+    def counting_mjml(*args: object) -> str:
         calls["mjml"] += 1
-        return original(*args)  # type: ignore[arg-type]
+        return original_mjml(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(render, "mjml_to_html", counting)
-    composed = compose_issue(example_copy, maker())
-    for n in range(200):
-        composed.factory.build(Subscriber(email=f"lid{n}@example.nl", name=f"Lid {n}"))
-    assert calls["mjml"] == 1
+    def counting_inline(*args: object) -> str:
+        calls["premailer"] += 1
+        return original_inline(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(render, "mjml_to_html", counting_mjml)
+    monkeypatch.setattr(render, "inline_css", counting_inline)
+    composed = compose_issue(example_copy, maker(), templates_dir=templates)
+    for n in range(10_000):
+        fields = {"voornaam": f"Voornaam{n}" if n % 2 else "", "plaats": f"Plaats{n}"}
+        data = composed.factory.build(
+            Subscriber(email=f"lid{n}@example.nl", name=f"Lid {n}", fields=fields)
+        )
+        if n in (0, 1, 9_999):
+            html, text = (parse(data).get_body((kind,)).get_content() for kind in ("html", "plain"))
+            greeting = f"Beste Voornaam{n}," if n % 2 else "Beste lezer,"
+            assert greeting in html and greeting in text
+            assert f"Ook in Plaats{n} werkt" in html and f"Ook in Plaats{n} werkt" in text
+    assert calls == {"mjml": 1, "premailer": 1}
 
 
 def test_every_line_is_crlf_and_short(example_copy: Path) -> None:

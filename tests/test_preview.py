@@ -469,3 +469,71 @@ def test_live_reload_keeps_the_view_and_shows_errors(browser: Browser, tmp_path:
 
 def _save(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
+
+
+def test_headers_are_decoded() -> None:
+    from nieuwsbrief.preview import header_block
+
+    raw = (
+        b"To: =?utf-8?b?Wm/DqyB2YW4gRGlqaw==?= <zoe@example.nl>\r\n"
+        b"Subject: =?utf-8?q?Co=C3=B6rdinatie_en_=E2=82=AC?=\r\n"
+        b"List-Unsubscribe: <mailto:afmelden@example.nl>,\r\n <https://example.nl/a>\r\n"
+        b"\r\nbody\r\n"
+    )
+
+    assert header_block(raw).splitlines() == [
+        "To: Zoë van Dijk <zoe@example.nl>",
+        "Subject: Coördinatie en €",
+        "List-Unsubscribe: <mailto:afmelden@example.nl>, <https://example.nl/a>",
+    ]
+
+
+SIDEWAYS_JS = "() => { const s = document.scrollingElement; return s.scrollWidth - s.clientWidth; }"
+
+
+@pytest.mark.parametrize("view", ["desktop", "phone"])
+def test_the_page_fits_a_375_px_window(browser: Browser, served: Preview, view: str) -> None:
+    from playwright.sync_api import expect
+
+    for context in _offline_context(browser, served):
+        page = context.new_page()
+        page.set_viewport_size({"width": 375, "height": 800})
+        page.goto(f"{served.url}#view={view}")
+        expect(page.locator("#status")).to_have_class(re.compile("live"), timeout=WAIT_MS)
+        email_frame(page)
+        page.click("#tab-headers")
+        for tab in ("#tab-headers", "#tab-text", "#tab-email"):
+            page.click(tab)
+            sideways = page.evaluate(SIDEWAYS_JS)
+            assert sideways == 0, tab
+        picker = page.locator("#who").bounding_box()
+        assert picker is not None and picker["x"] >= 0 and picker["x"] + picker["width"] <= 375
+
+
+def test_check_results_show_and_follow_every_save(browser: Browser, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    preview = start_preview(tmp_path)
+    try:
+        for context in _offline_context(browser, preview):
+            page = open_page(context, preview)
+            email_frame(page)
+            findings = page.locator("#check-findings")
+            issue_yaml = preview.issue_dir / "issue.yaml"
+            expect(findings).to_contain_text(f"{issue_yaml}:4")  # the date, before today
+            expect(findings).to_contain_text("[date-past]")
+            expect(page.locator("#check-verdict")).to_contain_text("OK: no problems")
+
+            article = preview.issue_dir / "02-bim.md"
+            original = article.read_text(encoding="utf-8")
+            _save(article, original + "\n![](http://www.bureau-kennis.net/img/kantoor.jpg)\n")
+            line = original.count("\n") + 2
+            problem = findings.locator("li.problem").filter(has_text="[img-url")
+            expect(problem).to_contain_text(f"Probleem: {article}:{line}", timeout=WAIT_MS)
+            expect(problem).to_contain_text("not an absolute https URL")
+            expect(page.locator("#check-verdict")).to_contain_text("fix them before sending")
+
+            _save(article, original)
+            expect(findings.locator("li.problem")).to_have_count(0, timeout=WAIT_MS)
+    finally:
+        preview.stop()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import email
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from email import policy
 from email.message import EmailMessage, Message
@@ -19,6 +19,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .compose import SIZE_WARNING_BYTES, Composed, FactoryMaker, compose_issue
+from .model import Finding, Issue, SourceMap
+from .render import TEXT_TEMPLATE
+
+__all__ = ["CheckReport", "Finding", "check_composed", "check_issue", "check_message"]
 
 # Gmail clips a message whose encoded HTML exceeds ~102 KB (EMAIL-STANDARDS 3.1); stay clear of it.
 HTML_SIZE_LIMIT = 100_000
@@ -32,6 +36,8 @@ _TEMPLATE_MARKER_RE = re.compile(r"\{\{|\{%|%%nb:")
 _UNSUBSCRIBE_RE = re.compile(r"afmeld|uitschrijv|unsubscrib|opt-?out", re.IGNORECASE)
 _ALLOWED_LINK_RE = re.compile(r"(https?://|mailto:)\S", re.IGNORECASE)
 _EXCERPT_CHARS = 60
+# An issue dated further from today than this is probably a typo in its year or month.
+DATE_FAR_DAYS = 62
 # Link texts that do not say where the link goes; screen readers list links out of context.
 _VAGUE_LINK_TEXTS = frozenset(
     {
@@ -43,22 +49,12 @@ _VAGUE_LINK_TEXTS = frozenset(
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One thing wrong with a message: a short code and a message saying what, where, what next."""
-
-    code: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
-
-
-@dataclass(frozen=True)
 class CheckReport:
     """The outcome of `check_message`: problems block sending, warnings do not."""
 
     problems: tuple[Finding, ...] = ()
     warnings: tuple[Finding, ...] = ()
+    notes: tuple[Finding, ...] = ()  # for information only
 
     @property
     def ok(self) -> bool:
@@ -69,6 +65,7 @@ class CheckReport:
         """Return the findings, one per line, and a verdict line."""
         lines = [f"problem  {finding}" for finding in self.problems]
         lines += [f"warning  {finding}" for finding in self.warnings]
+        lines += [f"info     {finding}" for finding in self.notes]
         counted = _plural(len(self.warnings), "warning")
         if self.problems:
             problems = _plural(len(self.problems), "problem")
@@ -91,9 +88,17 @@ def check_message(
     issue_date: date,
     today: date,
     sending: bool = False,
+    source_map: SourceMap | None = None,
+    origins: Mapping[str, str] | None = None,
 ) -> CheckReport:
-    """Check one composed message as the sample subscriber gets it; return every finding."""
-    page = _parse_html(html)
+    """Check one composed message as the sample subscriber gets it; return every finding.
+
+    `source_map` says which author's file and line each element comes from; `origins` where
+    the subject, preheader and date are set ("issue.yaml:2"). Without them, findings name
+    the HTML line only.
+    """
+    page = _parse_html(html, source_map or SourceMap())
+    at = dict(origins or {})
     message = email.message_from_bytes(eml, policy=policy.default)
     problems: list[Finding] = []
     warnings: list[Finding] = []
@@ -101,7 +106,7 @@ def check_message(
     size_problems, size_warnings = _check_size(message, page)
     problems += size_problems
     warnings += size_warnings
-    preheader_problems, preheader_warnings = _check_preheader(preheader, page)
+    preheader_problems, preheader_warnings = _check_preheader(preheader, page, at)
     problems += preheader_problems
     warnings += preheader_warnings
     if len(subject) > SUBJECT_MAX_CHARS:
@@ -110,48 +115,171 @@ def check_message(
                 "subject-long",
                 f"the subject is {len(subject)} characters ({_excerpt(subject)!r}); "
                 f"phones cut it off after about {SUBJECT_MAX_CHARS}: shorten it",
+                at.get("subject", ""),
             )
         )
     problems += _check_images(page)
     problems += _check_links(page)
     warnings += _check_link_texts(page)
-    problems += _check_markers(html=html, text=text, subject=subject)
+    problems += _check_markers(html=html, text=text, subject=subject, at=at)
     problems += _check_unsubscribe(message, page)
     problems += _check_text(message, text, page, article_titles)
-    if sending and issue_date < today:
+    if issue_date < today:
+        days = (today - issue_date).days
+        ago = f", {days} days ago" if days > DATE_FAR_DAYS else ""
+        doing = "you are sending" if sending else "this is"
         warnings.append(
             Finding(
                 "date-past",
                 f"the issue is dated {issue_date.isoformat()}, before today "
-                f"({today.isoformat()}); update the issue's date if this is a new issue",
+                f"({today.isoformat()}{ago}); if {doing} a new issue, update its 'date:'",
+                at.get("date", ""),
             )
         )
     return CheckReport(problems=tuple(problems), warnings=tuple(warnings))
 
 
+def current_date() -> date:
+    """Return today's date (one place, so tests can fix the day)."""
+    return date.today()
+
+
 def check_composed(
     composed: Composed, *, today: date | None = None, sending: bool = False
 ) -> CheckReport:
-    """Check an issue composed for the sample subscriber; `today` defaults to the real date."""
-    report = check_message(
+    """Check an issue composed for the sample subscriber; `today` defaults to the real date.
+
+    Besides the message itself: what rendering found in the author's files (raw HTML, stray
+    template markers), and what an editor would ask about dates and events.
+    """
+    issue, rendered = composed.issue, composed.rendered
+    today = today or current_date()
+    origins = {key: f"{issue.issue_file}:{line}" for key, line in issue.lines.items()}
+    origins["issue"] = f"{issue.issue_file}:1"
+    message = check_message(
         composed.html,
         composed.text,
         composed.eml,
-        subject=composed.rendered.subject,
-        preheader=composed.rendered.preheader,
-        article_titles=composed.rendered.article_titles,
-        issue_date=composed.issue.date,
-        today=today or date.today(),
+        subject=rendered.subject,
+        preheader=rendered.preheader,
+        article_titles=rendered.article_titles,
+        issue_date=issue.date,
+        today=today,
         sending=sending,
+        source_map=rendered.source_map,
+        origins=origins,
     )
-    if composed.rendered.web_url:
+    problems = list(rendered.problems)
+    if any(f.code == "template-marker" for f in rendered.problems):
+        # The same markers, found at their source line: do not report them twice.
+        problems += [f for f in message.problems if f.code != "template-marker"]
+    else:
+        problems += message.problems
+    if rendered.web_url:
         from .web import published_link_findings
 
-        found = published_link_findings(
-            composed.html, composed.text, composed.rendered.web_url, composed.issue.path
+        problems += published_link_findings(
+            composed.html, composed.text, rendered.web_url, issue.path
         )
-        report = CheckReport(report.problems + tuple(found), report.warnings)
-    return report
+    warnings, notes = _check_content(issue, today, origins)
+    located = _Locator(composed)
+    return CheckReport(
+        problems=tuple(located(f) for f in problems),
+        warnings=tuple(
+            located(f) for f in (*issue.warnings, *rendered.warnings, *message.warnings, *warnings)
+        ),
+        notes=tuple(notes),
+    )
+
+
+class _Locator:
+    """Give a finding that names no file the file that decides it (a template, the issue)."""
+
+    def __init__(self, composed: Composed) -> None:
+        html_template = composed.rendered.source_map.template
+        text_template = str(Path(html_template).with_name(TEXT_TEMPLATE)) if html_template else ""
+        self.by_code = {
+            "html-missing": html_template,
+            "style-size": html_template,
+            "unsubscribe-missing": html_template,
+            "template-marker": html_template,
+            "text-missing": text_template,
+            "text-mismatch": text_template,
+            "size": str(composed.issue.path),
+        }
+
+    def __call__(self, finding: Finding) -> Finding:
+        if finding.where or not self.by_code.get(finding.code):
+            return finding
+        return replace(finding, where=self.by_code[finding.code])
+
+
+def _check_content(
+    issue: Issue, today: date, origins: Mapping[str, str]
+) -> tuple[list[Finding], list[Finding]]:
+    """Return the editor's warnings and notes about the issue's date and its events."""
+    warnings: list[Finding] = []
+    notes: list[Finding] = []
+    date_at = origins.get("date", origins["issue"])
+    if (issue.date - today).days > DATE_FAR_DAYS:
+        warnings.append(
+            Finding(
+                "date-far",
+                f"the issue is dated {issue.date.isoformat()}, {(issue.date - today).days} days "
+                f"after today ({today.isoformat()}); check the year and month of 'date:'",
+                date_at,
+            )
+        )
+    if not issue.agenda:
+        last = max((e.date for e in issue.all_events), default=None)
+        latest = f" (the last one is on {last.isoformat()})" if last else ""
+        warnings.append(
+            Finding(
+                "no-events",
+                f"no event in the agenda is on or after the issue date {issue.date.isoformat()}"
+                f"{latest}, so the e-mail's agenda is empty; check 'date:' or add events",
+                date_at,
+            )
+        )
+    for article in issue.articles:
+        event = article.event
+        if event is None:
+            continue
+        where = f"{article.path}:{article.event_line}"
+        if event.date < issue.date:
+            warnings.append(
+                Finding(
+                    "event-before-issue",
+                    f"the event '{event.id}' is on {event.date.isoformat()}, before the issue "
+                    f"date {issue.date.isoformat()}; readers would be invited to something "
+                    "that is over: link a later event or remove the 'event:' line",
+                    where,
+                    f"agenda {event.source}",
+                )
+            )
+        elif event.date < today:
+            warnings.append(
+                Finding(
+                    "event-past",
+                    f"the event '{event.id}' was on {event.date.isoformat()}, before today "
+                    f"({today.isoformat()}): link a later event or remove the 'event:' line",
+                    where,
+                    f"agenda {event.source}",
+                )
+            )
+    in_email = {e.id for e in issue.agenda} | {a.event.id for a in issue.articles if a.event}
+    for event in issue.all_events:
+        if event.date >= today and event.id not in in_email:
+            notes.append(
+                Finding(
+                    "event-unmentioned",
+                    f"the event '{event.id}' on {event.date.isoformat()} is in neither the "
+                    f"e-mail's agenda (it is before the issue date {issue.date.isoformat()}) "
+                    "nor an article; link it from an article if readers should hear of it",
+                    event.source,
+                )
+            )
+    return warnings, notes
 
 
 def check_issue(
@@ -180,13 +308,20 @@ class _Element:
     line: int
     attrs: dict[str, str | None]
     text: str = ""
+    where: str = ""  # the author's file:line, from the source map
+
+    @property
+    def detail(self) -> str:
+        return f"HTML line {self.line}"
 
 
 class _PageParser(HTMLParser):
     """Collect what the checks need from an HTML document in one pass."""
 
-    def __init__(self) -> None:
+    def __init__(self, source_map: SourceMap) -> None:
         super().__init__(convert_charrefs=True)
+        self.source_map = source_map
+        self.tag_count = 0  # start tags so far: the index the source map uses
         self.images: list[_Element] = []
         self.links: list[_Element] = []
         self.targets: set[str] = set()  # id and <a name> values, for #fragment links
@@ -199,14 +334,18 @@ class _PageParser(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         line = self.getpos()[0]
+        index, self.tag_count = self.tag_count, self.tag_count + 1
         for name in ("id", "name") if tag == "a" else ("id",):
             value = attributes.get(name)
             if value:
                 self.targets.add(value)
+        if tag in ("img", "a"):
+            value = (attributes.get("src" if tag == "img" else "href") or "").strip()
+            element = _Element(line, attributes, where=self.source_map.locate(index, value))
         if tag == "img":
-            self.images.append(_Element(line, attributes))
+            self.images.append(element)
         elif tag == "a":
-            self._link = _Element(line, attributes)
+            self._link = element
             self.links.append(self._link)
         elif tag in ("head", "style", "script", "title"):
             self._skip += 1
@@ -238,8 +377,8 @@ class _Page:
     text: str  # visible text, whitespace collapsed
 
 
-def _parse_html(html: str) -> _Page:
-    parser = _PageParser()
+def _parse_html(html: str, source_map: SourceMap) -> _Page:
+    parser = _PageParser(source_map)
     parser.feed(html)
     parser.close()
     return _Page(
@@ -287,13 +426,16 @@ def _check_size(message: EmailMessage, page: _Page) -> tuple[list[Finding], list
     return problems, warnings
 
 
-def _check_preheader(preheader: str, page: _Page) -> tuple[list[Finding], list[Finding]]:
+def _check_preheader(
+    preheader: str, page: _Page, at: Mapping[str, str]
+) -> tuple[list[Finding], list[Finding]]:
     if not preheader.strip():
         return [
             Finding(
                 "preheader-missing",
                 "the issue has no preheader; inboxes then show the first text of the email: "
-                "set the issue's preheader",
+                "add a line 'preheader: ...' (one sentence on what this issue brings)",
+                at.get("issue", ""),
             )
         ], []
     problems: list[Finding] = []
@@ -303,6 +445,7 @@ def _check_preheader(preheader: str, page: _Page) -> tuple[list[Finding], list[F
                 "preheader-missing",
                 f"the preheader {_excerpt(preheader)!r} is not in the HTML; "
                 "check that the template renders it (mj-preview)",
+                at.get("preheader", ""),
             )
         )
     warnings: list[Finding] = []
@@ -312,6 +455,7 @@ def _check_preheader(preheader: str, page: _Page) -> tuple[list[Finding], list[F
                 "preheader-long",
                 f"the preheader is {len(preheader)} characters; inboxes show about "
                 f"{PREHEADER_MAX_CHARS} at most: shorten it",
+                at.get("preheader", ""),
             )
         )
     return problems, warnings
@@ -321,21 +465,26 @@ def _check_images(page: _Page) -> list[Finding]:
     findings: list[Finding] = []
     for image in page.images:
         src = (image.attrs.get("src") or "").strip()
-        where = f"HTML line {image.line}: <img src={_excerpt(src)!r}>"
+        what = f"the image {_excerpt(src)!r}"
         if "alt" not in image.attrs:
             findings.append(
                 Finding(
                     "img-alt",
-                    f"{where} has no alt attribute; describe the image in alt, "
-                    'or use alt="" if it is decoration',
+                    f"{what} has no alt text; describe it between the brackets: "
+                    '![Deelnemers aan de cursus](https://...), or use alt="" in a template '
+                    "if it is decoration",
+                    image.where,
+                    image.detail,
                 )
             )
         if not src.lower().startswith("https://") or len(src) <= len("https://"):
             findings.append(
                 Finding(
                     "img-url",
-                    f"{where} is not an absolute https URL; mail clients cannot load it: "
-                    "host the image on the website and use its full https:// address",
+                    f"{what} is not an absolute https URL; mail clients cannot load it: "
+                    "put the image on the website and use its full https:// address",
+                    image.where,
+                    image.detail,
                 )
             )
     return findings
@@ -347,26 +496,35 @@ def _check_links(page: _Page) -> list[Finding]:
         if "href" not in link.attrs:
             continue  # <a name="..."> is a target, not a link
         href = (link.attrs["href"] or "").strip()
-        where = f"HTML line {link.line}: link {_excerpt(_collapse(link.text))!r}"
+        what = f"the link {_excerpt(_collapse(link.text))!r}"
         if not href:
             findings.append(
-                Finding("link-empty", f"{where} has an empty href; give it the address it means")
+                Finding(
+                    "link-empty",
+                    f"{what} has no address; write it as [text](https://...)",
+                    link.where,
+                    link.detail,
+                )
             )
         elif href.startswith("#"):
             if href[1:] not in page.targets:
                 findings.append(
                     Finding(
                         "link-anchor",
-                        f"{where} points to {href!r}, but no element has id={href[1:]!r}; "
+                        f"{what} points to {href!r}, but no element has id={href[1:]!r}; "
                         "fix the anchor or link to a full URL",
+                        link.where,
+                        link.detail,
                     )
                 )
         elif not _ALLOWED_LINK_RE.match(href):
             findings.append(
                 Finding(
                     "link-scheme",
-                    f"{where} has href={_excerpt(href)!r}, which is not http(s) or mailto; "
+                    f"{what} goes to {_excerpt(href)!r}, which is not http(s) or mailto; "
                     "links in e-mail must be absolute https://, http:// or mailto: addresses",
+                    link.where,
+                    link.detail,
                 )
             )
     return findings
@@ -380,15 +538,17 @@ def _check_link_texts(page: _Page) -> list[Finding]:
             findings.append(
                 Finding(
                     "link-vague",
-                    f"HTML line {link.line}: the link text {_collapse(link.text)!r} does not say "
+                    f"the link text {_collapse(link.text)!r} does not say "
                     "where it goes; screen readers read links out of context: write what the "
                     "reader gets, e.g. 'Aanmelden voor de masterclass op 31 mei'",
+                    link.where,
+                    link.detail,
                 )
             )
     return findings
 
 
-def _check_markers(*, html: str, text: str, subject: str) -> list[Finding]:
+def _check_markers(*, html: str, text: str, subject: str, at: Mapping[str, str]) -> list[Finding]:
     findings: list[Finding] = []
     for name, content in (("subject", subject), ("HTML", html), ("plain text", text)):
         matches = list(_TEMPLATE_MARKER_RE.finditer(content))
@@ -396,14 +556,16 @@ def _check_markers(*, html: str, text: str, subject: str) -> list[Finding]:
             continue
         first = matches[0].start()
         line = content.count("\n", 0, first) + 1
-        where = name if name == "subject" else f"{name} line {line}"
+        detail = name if name == "subject" else f"{name} line {line}"
         snippet = content[first : first + 40].splitlines()[0]
         findings.append(
             Finding(
                 "template-marker",
-                f"{where}: leftover template marker {snippet!r} "
+                f"leftover template marker {snippet!r} "
                 f"({len(matches)} in the {name}); the subscriber would see it literally: "
                 "fix the template or the content that produced it",
+                at.get("subject", "") if name == "subject" else "",
+                detail,
             )
         )
     return findings

@@ -135,7 +135,12 @@ def compose(
         ),
     ] = None,
 ) -> None:
-    """Turn an issue folder into email.html, email.txt and preview.eml (one sample message)."""
+    """Turn an issue folder into email.html, email.txt and preview.eml (one sample message).
+
+    Then runs the same check as `check`: exit code 1 on problems (the files are written).
+    """
+    from .check import check_composed
+
     settings = _settings(issue_dir)
     composed = compose_mod.compose_issue(
         issue_dir,
@@ -146,8 +151,10 @@ def compose(
     out_dir = out or issue_dir / "out"
     written = compose_mod.write_outputs(composed, out_dir)
     typer.echo(compose_mod.summary(composed, written))
-    for warning in composed.warnings:
-        typer.echo(f"Warning: {warning}", err=True)
+    report = check_composed(composed)
+    typer.echo(report.format())
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 SubscribersOption = Annotated[

@@ -43,18 +43,6 @@ class Composed:
         """Return the size of the HTML part as encoded in the message (what Gmail measures)."""
         return encoded_html_size(self.eml)
 
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        """Return what the user should know before sending."""
-        notes = list(self.issue.warnings)
-        size = self.html_part_bytes
-        if size > SIZE_WARNING_BYTES:
-            notes.append(
-                f"the HTML part is {size / 1024:.1f} KB; Gmail clips messages over about 102 KB "
-                "(shorten the articles or move one to the next issue)"
-            )
-        return tuple(notes)
-
 
 def encoded_html_size(eml: bytes) -> int:
     """Return the byte size of the text/html part as it is encoded in a message."""
@@ -71,9 +59,9 @@ def sample_subscriber(brand: Brand, needs: frozenset[str] = frozenset()) -> Subs
 
     Merge fields the template uses show as "[name]", so a tester sees where they go.
     """
-    fields = {
-        n[len("field_") :]: f"[{n[len('field_') :]}]" for n in needs if n.startswith("field_")
-    }
+    columns = {n.removeprefix("field_") for n in needs if n.startswith("field_")}
+    columns |= brand.greeting_columns - {"name"}
+    fields = {column: f"[{column}]" for column in sorted(columns)}
     return Subscriber(email=brand.sample_email, name=brand.sample_name, fields=fields)
 
 

@@ -5,6 +5,7 @@ Every problem is a ContentError that names the file and, where known, the line.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 
 from .errors import ContentError
 from .inputfile import CONTENT_LIMIT, read_input
-from .model import Article, Event, Issue
+from .model import Article, Event, Finding, Issue
 from .tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
 from .yamlfile import Node, parse_yaml
 
@@ -62,15 +63,84 @@ def _control_name(char: str) -> str:
     return f"{_CONTROL_NAMES.get(char, 'a control character')} (U+{ord(char):04X})"
 
 
-def parse_iso_date(value: str, path: Path, line: int, what: str) -> date:
-    """Parse an ISO date like 2012-05-31, or raise a ContentError naming `what`."""
-    text = value.strip()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        raise ContentError(path, f"{what} '{text}' is not a date; write it as YYYY-MM-DD", line)
+_ISO_DATE_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_DUTCH_DATE_RE = re.compile(r"(\d{1,2})-(\d{1,2})-(\d{4})")  # Dutch Excel: 26-6-2012
+_WORDS_DATE_RE = re.compile(r"(\d{1,2})\s+([^\W\d_]+)\.?\s+(\d{4})")  # 26 juni 2012
+_DATE_ADVICE = "write it as 2012-06-26, 26-6-2012 or 26 juni 2012"
+
+
+@functools.cache
+def _dutch_months() -> dict[str, int]:
+    from babel.dates import get_month_names
+
+    months: dict[str, int] = {}
+    for width in ("wide", "abbreviated"):
+        for number, name in get_month_names(width, locale="nl").items():
+            months[str(name).casefold().rstrip(".")] = int(number)
+    months["maa"] = 3  # an older Dutch abbreviation of maart, still in use
+    return months
+
+
+def parse_date(value: str, path: Path, line: int, what: str) -> date:
+    """Parse 2012-06-26, 26-6-2012 / 26-06-2012 (Dutch Excel) or 26 juni 2012; else ContentError.
+
+    Day-month order is the Dutch one; anything that could be read two ways (a two-digit year,
+    slashes as in 6/7/2012, a month name Babel does not know) is refused with its line.
+    """
+    text = " ".join(value.split())
+    numbers: tuple[int, int, int] | None = None
+    if match := _ISO_DATE_RE.fullmatch(text):
+        numbers = (int(match[1]), int(match[2]), int(match[3]))
+    elif match := _DUTCH_DATE_RE.fullmatch(text):
+        numbers = (int(match[3]), int(match[2]), int(match[1]))
+    elif match := _WORDS_DATE_RE.fullmatch(text):
+        month = _dutch_months().get(match[2].casefold())
+        if month is None:
+            raise ContentError(
+                path,
+                f"{what} '{text}': '{match[2]}' is not a Dutch month name; {_DATE_ADVICE}",
+                line,
+            )
+        numbers = (int(match[3]), month, int(match[1]))
+    if numbers is None:
+        if re.fullmatch(r"\d{1,2}[-/.]\d{1,2}[-/.]\d{2}", text):
+            reason = "has a two-digit year, which could mean two centuries"
+        elif "/" in text:
+            reason = "is ambiguous (6/7/2012 is 6 July in Dutch, 7 June in English)"
+        elif re.search(r"\d[.:]\d\d", text):
+            reason = "has a time in it; put the time in its own column"
+        else:
+            reason = "is not a date"
+        raise ContentError(path, f"{what} '{text}' {reason}; {_DATE_ADVICE}", line)
+    year, month, day = numbers
     try:
-        return date.fromisoformat(text)
+        return date(year, month, day)
     except ValueError as exc:
         raise ContentError(path, f"{what} '{text}' is not a valid date ({exc})", line) from None
+
+
+# `title: Nummer #1`: YAML reads ' #1' as a comment, so the value silently stops before it.
+_CUT_BY_COMMENT_RE = re.compile(r"^\s*([A-Za-z_][\w-]*):[ \t]+([^'\"\s|>#][^#]*?)[ \t]+#(\S.*)$")
+
+
+def comment_warnings(text: str, path: Path, first_line: int = 1) -> tuple[Finding, ...]:
+    """Warn about unquoted values that YAML cuts short at ' #' (read as a comment)."""
+    findings = []
+    for number, line in enumerate(text.split("\n"), start=first_line):
+        match = _CUT_BY_COMMENT_RE.match(line)
+        if match is None:
+            continue
+        key, value, rest = match[1], match[2].strip(), match[3].rstrip()
+        whole = f"{value} #{rest}".replace("\\", "\\\\").replace('"', '\\"')
+        findings.append(
+            Finding(
+                "yaml-comment",
+                f"YAML reads ' #{rest}' as a comment, so '{key}' is only {value!r}; if the "
+                f'# belongs to the value, put it in quotes: {key}: "{whole}"',
+                f"{path}:{number}",
+            )
+        )
+    return tuple(findings)
 
 
 def _text_field(
@@ -205,7 +275,7 @@ def _event_from_row(row: dict[str, tuple[str, int]], path: Path, line: int) -> E
         id=values["id"],
         type=values["type"],
         title=values["title"],
-        date=parse_iso_date(values["date"], path, row["date"][1], "date"),
+        date=parse_date(values["date"], path, row["date"][1], "date"),
         city=values["city"],
         url=values["url"],
         source=f"{path}:{line}",
@@ -252,6 +322,7 @@ class _FrontMatter:
     body: str
     line: int  # line of the opening fence
     body_line: int = 1  # the file line the body starts on
+    warnings: tuple[Finding, ...] = ()
 
 
 def _split_front_matter(text: str, path: Path) -> _FrontMatter:
@@ -272,7 +343,13 @@ def _split_front_matter(text: str, path: Path) -> _FrontMatter:
                 raise ContentError(path, "front matter must be 'key: value' lines", 2)
             rest = lines[index + 1 :]
             blank = next((n for n, text in enumerate(rest) if text), len(rest))
-            return _FrontMatter(fields, "\n".join(rest).strip("\n"), 1, index + 2 + blank)
+            return _FrontMatter(
+                fields,
+                "\n".join(rest).strip("\n"),
+                1,
+                index + 2 + blank,
+                comment_warnings(yaml_text, path, first_line=2),
+            )
     raise ContentError(path, "front matter is not closed; add a line '---' after it", 1)
 
 
@@ -312,6 +389,9 @@ def load_article(path: Path, events_by_id: dict[str, Event]) -> Article:
         event=event,
         path=path,
         body_line=front.body_line,
+        event_line=front.fields["event"].line if event else 0,
+        title_line=front.fields["title"].line,
+        warnings=front.warnings,
     )
 
 
@@ -340,7 +420,8 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
         raise ContentError(
             issue_path, "not found; every issue folder needs an issue.yaml with subject and date"
         )
-    root = parse_yaml(read_text(issue_path, "issue.yaml"), issue_path)
+    issue_text = read_text(issue_path, "issue.yaml")
+    root = parse_yaml(issue_text, issue_path)
     if not isinstance(root.value, dict):
         raise ContentError(issue_path, "must be 'key: value' lines (subject, date, ...)", root.line)
     fields = root.value
@@ -357,7 +438,7 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
         raise ContentError(issue_path, "the subject must be one line", fields["subject"].line)
     preheader = " ".join(_text_field(fields, "preheader", issue_path, 1, required=False).split())
     date_text = _text_field(fields, "date", issue_path, 1, required=True)
-    issue_date = parse_iso_date(date_text, issue_path, fields["date"].line, "date")
+    issue_date = parse_date(date_text, issue_path, fields["date"].line, "date")
     intro = _text_field(fields, "intro", issue_path, 1, required=False)
     issue_id = _text_field(fields, "id", issue_path, 1, required=False).strip()
     if issue_id and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", issue_id):
@@ -378,11 +459,6 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
     articles = tuple(load_article(p, events_by_id) for p in article_paths)
     _check_unique_slugs(articles)
 
-    warnings = []
-    if not preheader:
-        warnings.append(
-            f"{issue_path}: no 'preheader'; inbox previews will show the first words of the email"
-        )
     return Issue(
         path=issue_dir,
         subject=subject,
@@ -391,8 +467,43 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
         intro=intro,
         articles=articles,
         agenda=upcoming(all_events, issue_date),
-        warnings=tuple(warnings),
+        warnings=(
+            *comment_warnings(issue_text, issue_path),
+            *(finding for article in articles for finding in article.warnings),
+            *_unlisted_articles(issue_dir, issue_path, fields.get("articles"), article_paths),
+        ),
         id=issue_id,
+        all_events=all_events,
+        issue_file=str(issue_path),
+        lines=_key_lines(fields, issue_text),
+    )
+
+
+def _key_lines(fields: dict[str, Node], text: str) -> dict[str, int]:
+    """Return the line of each key; 'intro_body' is where the intro's Markdown starts."""
+    lines = {key: node.line for key, node in fields.items()}
+    if "intro" in lines:
+        raw = text.split("\n")[lines["intro"] - 1] if lines["intro"] else ""
+        block = re.search(r"[:-]\s*[|>][-+0-9]*\s*(#.*)?$", raw) is not None
+        lines["intro_body"] = lines["intro"] + (1 if block else 0)
+    return lines
+
+
+def _unlisted_articles(
+    issue_dir: Path, issue_path: Path, node: Node | None, listed: list[Path]
+) -> tuple[Finding, ...]:
+    """Warn about Markdown files in the folder that 'articles:' leaves out of the e-mail."""
+    names = {p.name for p in listed}
+    left_out = sorted(p.name for p in issue_dir.glob("*.md") if p.name not in names)
+    line = node.line if node is not None else 1
+    return tuple(
+        Finding(
+            "article-unlisted",
+            f"'{name}' is in the issue folder but not under 'articles:', so it is left out "
+            f"of the e-mail; add a line '  - {name}' to 'articles:' or move the file elsewhere",
+            f"{issue_path}:{line}",
+        )
+        for name in left_out
     )
 
 

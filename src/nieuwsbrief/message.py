@@ -133,6 +133,7 @@ class MessageFactory:
         links: Callable[[str], UnsubscribeLinks],
         *,
         greeting: Callable[[Subscriber], str],
+        greeting_columns: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
     ) -> None:
         self.rendered = rendered
@@ -148,6 +149,14 @@ class MessageFactory:
         self._html = _split(rendered.html)
         self._text = _split(rendered.text)
         self.needs = frozenset(self._html.names + self._text.names)
+        # List columns the messages use -> where the author wrote them ("file:line").
+        self.columns: dict[str, str] = {
+            name.removeprefix("field_"): rendered.field_sources.get(name.removeprefix("field_"), "")
+            for name in sorted(self.needs)
+            if name.startswith("field_")
+        }
+        for column, where in (greeting_columns or {}).items():
+            self.columns.setdefault(column, where)
         digest = hashlib.sha256(rendered.content_hash.encode()).hexdigest()[:24]
         # "=_" never occurs in quoted-printable data, so the boundary cannot clash with a part.
         self._boundary = f"=_nb_{digest}"
@@ -263,6 +272,11 @@ def make_factory(
         list_id=f"{brand.name} <nieuwsbrief.{domain}>",
         subject_prefix=subject_prefix,
     )
+    greeting_at = brand.greeting_source
     return MessageFactory(
-        rendered, envelope, links, greeting=lambda subscriber: brand.greet(subscriber.name)
+        rendered,
+        envelope,
+        links,
+        greeting=brand.greet,
+        greeting_columns={c: greeting_at for c in sorted(brand.greeting_columns - {"name"})},
     )

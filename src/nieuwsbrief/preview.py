@@ -42,6 +42,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from .check import CheckReport, check_composed
 from .compose import (
     SIZE_WARNING_BYTES,
     Composed,
@@ -224,9 +225,12 @@ def inbox_snippet(html: str, limit: int = 140) -> str:
 
 
 def header_block(eml: bytes) -> str:
-    """Return the header lines of a message as they stand in the file."""
-    head = re.split(rb"\r?\n\r?\n", eml, maxsplit=1)[0]
-    return head.decode("ascii", "replace").replace("\r\n", "\n")
+    """Return the header lines of a message decoded (RFC 2047 words as text), one per line."""
+    headers = BytesHeaderParser(policy=policy.default).parsebytes(eml)
+    lines = []
+    for name, value in headers.items():
+        lines.append(f"{name}: {' '.join(str(value).split())}")
+    return "\n".join(lines)
 
 
 def inbox_line(eml: bytes, html: str) -> dict[str, str]:
@@ -306,6 +310,7 @@ class _Render:
     error: str | None  # why the latest render failed
     subscribers: tuple[Subscriber, ...]
     subscribers_note: str
+    report: CheckReport | None = None  # `nieuwsbrief check` on the last good render
 
 
 class PreviewState:
@@ -335,6 +340,7 @@ class PreviewState:
         """Render from the files; keep the last good render on failure and return the error."""
         inputs = self.inputs
         good, factory, error = self._render.good, self._render.factory, None
+        report = self._render.report
         try:
             good = compose_issue(
                 inputs.issue_dir,
@@ -344,6 +350,7 @@ class PreviewState:
                 web_url=inputs.web_url,
             )
             factory = inputs.factory_for(good.rendered, good.brand)
+            report = check_composed(good)
         except NieuwsbriefError as exc:
             error = str(exc)
         except Exception as exc:  # a bug must not stop the preview; show it like a content error
@@ -360,7 +367,8 @@ class PreviewState:
             except NieuwsbriefError as exc:
                 error = f"{error}\n{exc}" if error else str(exc)
         self._publish(replace(self._render, good=good, factory=factory, error=error,
-                              subscribers=subscribers, subscribers_note=note))  # fmt: skip
+                              subscribers=subscribers, subscribers_note=note,
+                              report=report))  # fmt: skip
         return error
 
     def web_files(self, web_url: str) -> dict[str, bytes]:
@@ -427,7 +435,8 @@ class PreviewState:
             composed = replace(composed, sample=row, html=html, text=text, eml=eml)
         elif who != SAMPLE:
             raise PreviewError(f"unknown message {who!r}")
-        return MessageView(composed.eml, composed.html, composed.text, composed.warnings)
+        # No notes: the page's check section shows every finding of this issue, size included.
+        return MessageView(composed.eml, composed.html, composed.text, ())
 
     def _outbox_view(self, key: str) -> MessageView:
         outbox_dir = self.inputs.outbox_dir
@@ -456,6 +465,7 @@ class PreviewState:
             "subscribers": self._choices(render),
             "subscribersNote": render.subscribers_note,
             "outbox": self._outbox_data(),
+            "check": _check_data(render.report),
             "message": None,
             "messageError": None,
         }
@@ -514,6 +524,22 @@ class PreviewState:
             ],
             "more": len(entries) - len(shown),
         }
+
+
+def _check_data(report: CheckReport | None) -> dict[str, Any] | None:
+    """Return a check report as the page shows it: one entry per finding, then the verdict."""
+    if report is None:
+        return None
+    findings = [
+        {"level": level, "where": f.where, "message": f.message, "code": f.code, "detail": f.detail}
+        for level, group in (
+            ("problem", report.problems),
+            ("warning", report.warnings),
+            ("info", report.notes),
+        )
+        for f in group
+    ]
+    return {"ok": report.ok, "verdict": report.format().splitlines()[-1], "findings": findings}
 
 
 def _size_warning(size: int) -> str:

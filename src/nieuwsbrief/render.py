@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,16 @@ from markupsafe import Markup
 from .content import read_text
 from .errors import ContentError, TemplateError
 from .images import EMAIL_COLUMN_WIDTH, ProcessedImage, is_local, local_image_path, process_image
-from .model import Brand, Event, Issue, RenderedIssue, merge_marker
+from .model import (
+    GREETING_FIELD_RE,
+    Brand,
+    Event,
+    Finding,
+    Issue,
+    RenderedIssue,
+    SourceMap,
+    merge_marker,
+)
 from .weblinks import IMAGE_DIR, event_ics, issue_url
 from .yamlfile import Node, parse_yaml
 
@@ -82,8 +92,22 @@ def load_brand(templates_dir: Path) -> Brand:
             raise ContentError(path, f"colour '{key}' must look like #1f4e79", colors[key].line)
         color_values[key] = value
     greeting = text("greeting")
-    if "{name}" not in greeting:
-        raise ContentError(path, "'greeting' must contain {name}", fields["greeting"].line)
+    without_fallback = [m for m in GREETING_FIELD_RE.finditer(greeting) if m.group(2) is None]
+    if without_fallback and "greeting_anonymous" not in fields:
+        raise ContentError(
+            path,
+            f"'greeting' uses {without_fallback[0][0]} without a fallback, so it needs "
+            "'greeting_anonymous' (e.g. \"Beste lezer,\") for rows without that column; "
+            "add it, or write the fallback in the placeholder: {voornaam|lezer}",
+            fields["greeting"].line,
+        )
+    if "{" in GREETING_FIELD_RE.sub("", greeting) or "}" in GREETING_FIELD_RE.sub("", greeting):
+        raise ContentError(
+            path,
+            "'greeting' has a brace that is not a placeholder; write {column} or "
+            '{column|fallback}, e.g. "Beste {voornaam|lezer},"',
+            fields["greeting"].line,
+        )
     width_text = text("width", logo)
     if not width_text.isdigit():
         raise ContentError(path, "logo width must be a number of pixels", logo["width"].line)
@@ -100,13 +124,19 @@ def load_brand(templates_dir: Path) -> Brand:
         address=text("address"),
         footer=text("footer"),
         greeting=greeting,
-        greeting_anonymous=text("greeting_anonymous"),
+        greeting_anonymous=text("greeting_anonymous") if "greeting_anonymous" in fields else "",
         logo_url=text("url", logo),
         logo_alt=text("alt", logo),
         logo_width=int(width_text),
         colors=color_values,
         sample_name=text("name", sample),
         sample_email=text("email", sample),
+        sources={
+            text("url", logo): f"{path}:{logo['url'].line}",
+            text("website"): f"{path}:{fields['website'].line}",
+            f"mailto:{text('email')}": f"{path}:{fields['email'].line}",
+        },
+        greeting_source=f"{path}:{fields['greeting'].line}",
     )
 
 
@@ -201,14 +231,132 @@ def _size_images(tokens: Sequence[Token], images: ImageResolver) -> None:
                 child.attrSet("height", str(height))
 
 
-def markdown_html(source: str, top_heading: int = 3, images: ImageResolver | None = None) -> str:
-    """Render Markdown to HTML; the biggest heading used becomes `top_heading` (h3)."""
+# Where a Markdown image or link comes from, carried through MJML and premailer, then removed.
+SOURCE_ATTR = "data-nb-src"
+_SOURCE_ATTR_RE = re.compile(rf'\s{SOURCE_ATTR}="[^"]*"')
+# {{ subscriber.plaats }} in an article: a merge field, spliced in per recipient.
+MERGE_FIELD_RE = re.compile(r"\{\{\s*subscriber\.([A-Za-z0-9_]+)\s*\}\}")
+_LEFTOVER_RE = re.compile(r"\{\{.*?(\}\}|$)|\{%.*?(%\}|$)")
+_RAW_TAG_RE = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?>")
+
+
+@dataclass
+class SourceNotes:
+    """What rendering the author's Markdown found, each at its file:line."""
+
+    problems: list[Finding]
+    warnings: list[Finding]
+    fields: dict[str, str]  # merge-field column -> where it is first used
+
+    def __init__(self) -> None:
+        self.problems, self.warnings, self.fields = [], [], {}
+
+
+def _annotate(tokens: Sequence[Token], path: str, first_line: int, notes: SourceNotes) -> None:
+    """Mark images and links with their file:line; note raw HTML, fields and stray markers."""
+    for token in tokens:
+        if token.type != "inline" or token.map is None:
+            continue
+        line = first_line + token.map[0]
+        for child in token.children or []:
+            if child.type in ("softbreak", "hardbreak"):
+                line += 1
+            elif child.type in ("image", "link_open"):
+                child.attrSet(SOURCE_ATTR, f"{path}:{line}")
+            elif child.type == "text":
+                _note_text(child.content, f"{path}:{line}", notes)
+
+
+def _note_text(text: str, where: str, notes: SourceNotes) -> None:
+    for match in MERGE_FIELD_RE.finditer(text):
+        notes.fields.setdefault(match[1].lower(), where)
+    leftover = _LEFTOVER_RE.search(MERGE_FIELD_RE.sub("", text))
+    if leftover:
+        snippet = leftover[0][:40]
+        notes.problems.append(
+            Finding(
+                "template-marker",
+                f"'{snippet}' is not a merge field and would reach every reader as typed; "
+                "write {{ subscriber.<column> }} with a column of the subscriber list, "
+                "e.g. {{ subscriber.voornaam }}, or remove the braces",
+                where,
+            )
+        )
+    tag = _RAW_TAG_RE.search(text)
+    if tag:
+        notes.warnings.append(
+            Finding(
+                "raw-html",
+                f"HTML such as {tag[0]!r} is not passed through: the e-mail shows it as typed; "
+                "use Markdown instead: **bold**, *italic*, [link text](https://...)",
+                where,
+            )
+        )
+
+
+def _note_one_line(text: str, where: str, what: str, notes: SourceNotes) -> None:
+    """Note a template marker in a one-line value (a title, the subject): no merge fields there."""
+    leftover = _LEFTOVER_RE.search(text)
+    if leftover:
+        notes.problems.append(
+            Finding(
+                "template-marker",
+                f"'{leftover[0][:40]}' in the {what} would reach every reader as typed; "
+                "merge fields such as {{ subscriber.voornaam }} work in the article text only: "
+                "remove the braces",
+                where,
+            )
+        )
+
+
+def _merge_fields(rendered: str) -> str:
+    return MERGE_FIELD_RE.sub(lambda m: merge_marker(f"field_{m[1].lower()}"), rendered)
+
+
+def markdown_html(
+    source: str,
+    top_heading: int = 3,
+    images: ImageResolver | None = None,
+    *,
+    origin: tuple[str, int] | None = None,
+    notes: SourceNotes | None = None,
+) -> str:
+    """Render Markdown to HTML; the biggest heading used becomes `top_heading` (h3).
+
+    With `origin` (file, line of the first Markdown line), images and links carry their
+    file:line in a data attribute that `strip_sources` removes after rendering.
+    """
     tokens = _markdown.parse(source)
     _renumber_headings(tokens, top_heading)
     _harden(tokens)
     if images is not None:
         _size_images(tokens, images)
-    return str(_markdown.renderer.render(tokens, _markdown.options, {}))
+    if origin is not None:
+        _annotate(tokens, origin[0], origin[1], notes if notes is not None else SourceNotes())
+    return _merge_fields(str(_markdown.renderer.render(tokens, _markdown.options, {})))
+
+
+class _SourceCollector(HTMLParser):
+    """Count start tags the way check.py does and collect their source attributes."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.count = 0
+        self.tags: dict[int, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        where = dict(attrs).get(SOURCE_ATTR)
+        if where:
+            self.tags[self.count] = where
+        self.count += 1
+
+
+def strip_sources(html: str) -> tuple[str, dict[int, str]]:
+    """Return the HTML without source attributes, and start-tag index -> file:line."""
+    collector = _SourceCollector()
+    collector.feed(html)
+    collector.close()
+    return _SOURCE_ATTR_RE.sub("", html), collector.tags
 
 
 def _inline_text(token: Token) -> str:
@@ -255,6 +403,11 @@ def _wrap(text: str, first: str, rest: str) -> str:
 
 def markdown_text(source: str) -> str:
     """Render Markdown as readable plain text: wrapped paragraphs, lists, links as URLs."""
+    # Before wrapping, so a field is never split over two lines.
+    return _markdown_text(_merge_fields(source))
+
+
+def _markdown_text(source: str) -> str:
     tokens = _markdown.parse(source)
     blocks: list[str] = []
     tight_join: list[bool] = []  # per block: joined to the previous one without a blank line
@@ -475,11 +628,22 @@ def inline_css(html: str, templates_dir: Path) -> str:
 
 
 def _context(
-    issue: Issue, brand: Brand, web_url: str | None = None, images: ImageLinker | None = None
+    issue: Issue,
+    brand: Brand,
+    web_url: str | None = None,
+    images: ImageLinker | None = None,
+    notes: SourceNotes | None = None,
 ) -> dict[str, Any]:
     """Return what the templates see; `web_url` adds the links to the web edition."""
     images = images or ImageLinker(web_url + IMAGE_DIR if web_url else None)
     issue_yaml = issue.path / "issue.yaml"
+    notes = notes if notes is not None else SourceNotes()
+    intro_origin = (issue.issue_file, issue.lines.get("intro_body", 1))
+    for key in ("subject", "preheader"):
+        where = f"{issue.issue_file}:{issue.lines.get(key, 1)}"
+        _note_one_line(getattr(issue, key), where, key, notes)
+    for article in issue.articles:
+        _note_one_line(article.title, f"{article.path}:{article.title_line}", "title", notes)
     articles = [
         {
             "anchor": f"artikel-{index}",
@@ -487,6 +651,8 @@ def _context(
             "html": Markup(
                 markdown_html(
                     article.body,
+                    origin=(str(article.path), article.body_line),
+                    notes=notes,
                     images=images.resolver(article.path.parent, article.path, article.body_line),
                 )
             ),
@@ -507,9 +673,13 @@ def _context(
         "preheader_spacer": PREHEADER_SPACER if issue.preheader else "",
         "month_year": format_date(issue.date, format="MMMM y", locale="nl"),
         "date_long": dutch_date(issue.date),
-        "intro_html": Markup(markdown_html(issue.intro, images=intro_images))
-        if issue.intro
-        else "",
+        "intro_html": (
+            Markup(
+                markdown_html(issue.intro, images=intro_images, origin=intro_origin, notes=notes)
+            )
+            if issue.intro
+            else ""
+        ),
         "intro_text": markdown_text(issue.intro) if issue.intro else "",
         "articles": articles,
         "events": [_event_view(e, web_url) for e in issue.agenda],
@@ -520,6 +690,18 @@ def _context(
         "rule": "=" * TEXT_WIDTH,
         "footer_text": textwrap.fill(brand.footer, TEXT_WIDTH),
     }
+
+
+_LITERAL_URL_RE = re.compile(r'\b(?:href|src)="([^"{}]+)"')
+
+
+def _template_values(path: Path) -> dict[str, str]:
+    """Return the literal link and image addresses written in a template, with their line."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(read_text(path).split("\n"), start=1):
+        for match in _LITERAL_URL_RE.finditer(line):
+            values.setdefault(match[1], f"{path}:{number}")
+    return values
 
 
 def render_mjml(
@@ -540,9 +722,10 @@ def render_issue(
     """
     templates_dir = templates_dir or default_templates_dir()
     env = _environment(templates_dir)
-    context = _context(issue, brand, web_url)
+    notes = SourceNotes()
+    context = _context(issue, brand, web_url, notes=notes)
     mjml_source = _render_template(env, templates_dir, HTML_TEMPLATE, context)
-    html = inline_css(mjml_to_html(mjml_source, templates_dir), templates_dir)
+    html, tags = strip_sources(inline_css(mjml_to_html(mjml_source, templates_dir), templates_dir))
     text = _render_template(env, templates_dir, TEXT_TEMPLATE, context)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
     digest = hashlib.sha256()
@@ -558,4 +741,16 @@ def render_issue(
         article_titles=tuple(a.title for a in issue.articles),
         event_count=len(issue.agenda),
         web_url=web_url,
+        problems=tuple(notes.problems),
+        warnings=tuple(notes.warnings),
+        field_sources=notes.fields,
+        source_map=SourceMap(
+            tags=tags,
+            values={
+                **_template_values(templates_dir / HTML_TEMPLATE),
+                **{e.url: e.source for e in issue.all_events or issue.agenda if e.source},
+                **brand.sources,
+            },
+            template=str(templates_dir / HTML_TEMPLATE),
+        ),
     )

@@ -262,13 +262,15 @@ def _plan(
 
 
 def _check_merge_fields(factory: MessageFactory, subscribers: SubscriberList) -> None:
-    needed = {n.removeprefix("field_") for n in factory.needs if n.startswith("field_")}
-    missing = sorted(needed - set(subscribers.columns))
+    missing = sorted(set(factory.columns) - set(subscribers.columns))
     if missing:
+        used = "; ".join(
+            f"{column!r} ({factory.columns[column] or 'the template'})" for column in missing
+        )
         raise NieuwsbriefError(
-            f"{subscribers.path}: the template uses the merge field(s) {', '.join(missing)}, "
+            f"{subscribers.path}: the issue uses the column(s) {used}, "
             f"but the list has only the columns {', '.join(subscribers.columns)}; "
-            "add the column or change the template"
+            "add the column to the list or change the text that uses it"
         )
 
 

@@ -6,6 +6,7 @@ a value means, so `2012-02-31` becomes a clear error with its line instead of a 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +100,8 @@ def parse_yaml(text: str, path: Path, first_line: int = 1) -> Node:
         mark = exc.problem_mark or exc.context_mark
         line = first_line + mark.line if mark else first_line
         problem = exc.problem or exc.context or "invalid YAML"
-        raise ContentError(path, f"invalid YAML: {problem}", line) from None
+        advice = _quote_advice(text, line - first_line) if mark else ""
+        raise ContentError(path, f"invalid YAML: {problem}{advice}", line) from None
     except yaml.YAMLError as exc:
         raise ContentError(path, f"invalid YAML: {exc}", first_line) from None
     finally:
@@ -107,6 +109,26 @@ def parse_yaml(text: str, path: Path, first_line: int = 1) -> Node:
     if root is None:
         return Node(None, first_line)
     return _convert(root, path, first_line - 1)
+
+
+# `key: value` with a plain (unquoted) value; characters YAML reads as syntax break such lines.
+_PLAIN_VALUE_RE = re.compile(r"^(\s*(?:-\s+)?[A-Za-z_][\w-]*):[ \t]+([^'\"\s|>].*?)\s*$")
+_NEEDS_QUOTES_RE = re.compile(r": |\s#|^[@`*&!%{\[]")
+
+
+def _quote_advice(text: str, index: int) -> str:
+    """Say how to quote a value that YAML read as syntax, with the fixed line as an example."""
+    lines = text.split("\n")
+    if not 0 <= index < len(lines):
+        return ""
+    match = _PLAIN_VALUE_RE.match(lines[index])
+    if match is None or not _NEEDS_QUOTES_RE.search(match[2]):
+        return ""
+    value = match[2].replace("\\", "\\\\").replace('"', '\\"')
+    return (
+        "; a value with ': ' (or starting with a sign such as @ * & !) needs quotes, "
+        f'like this: {match[1].strip()}: "{value}"'
+    )
 
 
 def _convert(node: yaml.Node, path: Path, offset: int) -> Node:

@@ -81,11 +81,33 @@
     $("message-error").hidden = !data.messageError;
     $("message-error").textContent = data.messageError || "";
 
+    showCheck(data.check);
     const message = data.message;
     $("message").hidden = !message;
     if (message) showMessage(message);
     showOutbox(data.outbox);
     $("updated").textContent = `Versie ${data.version}, bijgewerkt om ${new Date().toLocaleTimeString("nl-NL")}`;
+  }
+
+  const LEVELS = { problem: "Probleem", warning: "Waarschuwing", info: "Ter info" };
+
+  function showCheck(check) {
+    // `nieuwsbrief check` on the latest version that rendered: each finding at its file:line.
+    $("check").hidden = !check;
+    if (!check) return;
+    $("check").classList.toggle("ok", check.ok);
+    $("check-verdict").textContent = check.verdict;
+    $("check-findings").replaceChildren(...check.findings.map((f) => {
+      const item = document.createElement("li");
+      item.className = f.level;
+      const level = document.createElement("strong");
+      level.textContent = LEVELS[f.level] + ": ";
+      const where = document.createElement("code");
+      where.textContent = f.where || "(geen bestand)";
+      const detail = f.detail ? `; ${f.detail}` : "";
+      item.append(level, where, document.createTextNode(` ${f.message} [${f.code}${detail}]`));
+      return item;
+    }));
   }
 
   function showChoices(choices) {
