@@ -467,3 +467,34 @@ def test_a_greeting_that_cannot_work_is_an_error_at_its_line(
         load_brand(greeting_templates)
 
     assert str(caught.value) == f"{brand}:{line}: {message}"
+
+
+def test_the_web_edition_has_no_source_map_no_markers_and_the_fallback_greeting(
+    example_copy: Path,
+) -> None:
+    from nieuwsbrief.home import load_home
+    from nieuwsbrief.web import build_site
+    from web_home import WEB_URL, make_home
+
+    home_dir = make_home(example_copy)
+    article = add_merge_field(example_copy)
+    article.write_text(
+        article.read_text(encoding="utf-8")
+        + "\nZie [de cursus BIM](https://www.bureau-kennis.net/bim).\n",
+        encoding="utf-8",
+    )
+    # the home's own house style, with a greeting whose fallback the web page uses
+    shutil.copytree(
+        REPO / "templates", home_dir / "templates", ignore=shutil.ignore_patterns("__*")
+    )
+    brand = home_dir / "templates" / "brand.yaml"
+    text = brand.read_text(encoding="utf-8")
+    text = text.replace('greeting: "Beste {name},"\ngreeting_anonymous: "Beste lezer,"\n', "")
+    brand.write_text(text + 'greeting: "Beste {voornaam|collega},"\n', encoding="utf-8")
+
+    files = build_site(load_home(home_dir), WEB_URL)[0]
+
+    page = files[next(name for name in files if name.endswith("2012-05/index.html"))].decode()
+    assert "de cursus BIM</a>" in page and "Ook in  werkt men met BIM." in page
+    assert "data-nb-src" not in page and "%%nb:" not in page
+    assert "Beste collega," in page

@@ -145,6 +145,11 @@ class Brand:
             m.group(1).strip().lower() for m in GREETING_FIELD_RE.finditer(self.greeting)
         )
 
+    @property
+    def anonymous_greeting(self) -> str:
+        """Return the greeting for nobody in particular (a web page): the fallbacks."""
+        return self.greet(Subscriber(email=""))
+
     def greet(self, subscriber: Subscriber) -> str:
         """Return the greeting for a recipient: its columns, else their fallbacks."""
         missing = False

@@ -637,8 +637,10 @@ def _context(
     """Return what the templates see; `web_url` adds the links to the web edition."""
     images = images or ImageLinker(web_url + IMAGE_DIR if web_url else None)
     issue_yaml = issue.path / "issue.yaml"
+    # Source attributes only for the e-mail, which strips them; a web page never has them.
+    annotate = notes is not None
     notes = notes if notes is not None else SourceNotes()
-    intro_origin = (issue.issue_file, issue.lines.get("intro_body", 1))
+    intro_origin = (issue.issue_file, issue.lines.get("intro_body", 1)) if annotate else None
     for key in ("subject", "preheader"):
         where = f"{issue.issue_file}:{issue.lines.get(key, 1)}"
         _note_one_line(getattr(issue, key), where, key, notes)
@@ -651,7 +653,7 @@ def _context(
             "html": Markup(
                 markdown_html(
                     article.body,
-                    origin=(str(article.path), article.body_line),
+                    origin=(str(article.path), article.body_line) if annotate else None,
                     notes=notes,
                     images=images.resolver(article.path.parent, article.path, article.body_line),
                 )

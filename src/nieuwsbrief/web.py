@@ -38,7 +38,7 @@ from .check import Finding
 from .content import ISSUE_FILE, load_agenda, load_issue, upcoming
 from .errors import ContentError, HomeError, NieuwsbriefError
 from .home import Home, find_home
-from .model import Brand, Event, Issue
+from .model import MERGE_MARKER_RE, Brand, Event, Issue
 from .render import (
     ImageLinker,
     _context,
@@ -153,7 +153,7 @@ def build_site(home: Home, web_url: str) -> tuple[dict[str, bytes], int, int, in
         context.update(
             root="../",
             page_url=issue_url(web_url, issue.path),
-            greeting=brand.greeting_anonymous,
+            greeting=brand.anonymous_greeting,
         )
         files[issue_page(issue.path)] = _page(env, templates_dir, ISSUE_TEMPLATE, context)
     listed = sorted(issues, key=lambda i: (i.date, issue_slug(i.path)), reverse=True)
@@ -234,6 +234,8 @@ def _common(brand: Brand, web_url: str, style: str) -> dict[str, Any]:
 
 def _page(env: Any, templates_dir: Path, name: str, context: dict[str, Any]) -> bytes:
     html = _render_template(env, templates_dir, name, context)
+    # A page is for nobody in particular: an article's {{ subscriber.<column> }} shows nothing.
+    html = MERGE_MARKER_RE.sub("", html)
     return (re.sub(r"\n\s*\n+", "\n", html).strip() + "\n").encode("utf-8")
 
 
