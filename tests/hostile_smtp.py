@@ -13,6 +13,7 @@ which is what a real relay would go on to deliver.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -36,12 +37,16 @@ class Script:
     extra_reply_after_body: bool = False
     # From the message after this many, never answer after a body (a black hole).
     black_hole_after: int | None = None
+    # Never answer after the body of a message to one of these (a filter that hangs on it).
+    black_hole_for: set[str] = field(default_factory=set)
     # Recipient -> number of lines of the 550 that refuses its RCPT.
     long_refusal: dict[str, int] = field(default_factory=dict)
     # Hang up half-way through these bodies.
     drop_mid_body: set[int] = field(default_factory=set)
     # Answer these bodies "421" and close the connection (the message is not stored).
     close_421_after_body: set[int] = field(default_factory=set)
+    # Recipient -> the raw bytes to answer its RCPT with (garbage, over-long lines, ...).
+    raw_rcpt_reply: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,16 +94,16 @@ class HostileSmtpServer:
     def stop(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone does not)
             listener.close()
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             conn.close()
-        for thread in self._threads:
+        for thread in list(self._threads):
             thread.join(timeout=5)
 
     def __enter__(self) -> HostileSmtpServer:
@@ -183,7 +188,9 @@ class _Session:
             extensions += ["PIPELINING"] if script.pipelining else []
             extensions += ["SMTPUTF8"] if script.smtputf8 else []
             extensions += ["AUTH PLAIN LOGIN"] if script.echo_auth else []
-            self.say("250-hostile.test", *(f"250-{e}" for e in extensions[:-1]), f"250 {extensions[-1]}")
+            self.say(
+                "250-hostile.test", *(f"250-{e}" for e in extensions[:-1]), f"250 {extensions[-1]}"
+            )
         elif verb == "HELO":
             self.say("250 hostile.test")
         elif verb == "AUTH":
@@ -199,7 +206,9 @@ class _Session:
         elif verb == "RCPT":
             rcpt = text[8:].strip().strip("<>")
             lines = script.long_refusal.get(rcpt)
-            if lines:
+            if rcpt in script.raw_rcpt_reply:
+                self.conn.sendall(script.raw_rcpt_reply[rcpt])
+            elif lines:
                 body = "".join(f"550-{LONG_LINE} ({n})\r\n" for n in range(lines - 1))
                 self.conn.sendall(body.encode() + b"550 5.1.1 that was all\r\n")
             else:
@@ -239,7 +248,8 @@ class _Session:
             body.append(line[1:] if line.startswith(b"..") else line)
             if number in script.drop_mid_body and len(body) == 20:
                 return False  # hang up half-way through the body
-        if script.black_hole_after is not None and number > script.black_hole_after:
+        after = script.black_hole_after
+        if (after is not None and number > after) or set(self.rcpts) & script.black_hole_for:
             while True:  # swallow everything, answer nothing, until the client gives up
                 self.readline()
         if number in script.close_421_after_body:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hostile_smtp import HostileSmtpServer, Script
 from nieuwsbrief.delivery import Job, Result, deliver
 from nieuwsbrief.errors import ContentError, DeliveryError
 from nieuwsbrief.smtp import SmtpParams, SmtpTransport
@@ -488,3 +489,76 @@ def test_a_build_failure_of_the_next_job_leaves_the_open_transaction_intact() ->
     )
     assert len(server.recipients()) == 6 and server.sessions == 1
     assert sum(message.chained for message in server.messages) >= 4
+
+
+# -- time-outs and the circuit breaker, against a scripted server (tests/hostile_smtp.py) ----
+
+
+def hostile(server: HostileSmtpServer, **changes: object) -> SmtpTransport:
+    values: dict[str, object] = {"helo_name": "client.test", "timeout": 2.0, "data_timeout": 0.2}
+    values.update(changes)
+    return SmtpTransport(SmtpParams(server.host, server.port, "none", **values))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("connections", [1, 3])
+def test_a_black_hole_trips_the_circuit_breaker(connections: int) -> None:
+    collect = Collector()
+    with HostileSmtpServer(Script(black_hole_after=0)) as server:
+        with pytest.raises(DeliveryError) as caught:
+            deliver(jobs(50), hostile(server), connections=connections, on_result=collect)
+        sessions = server.sessions
+    limit = 2 * connections
+    assert str(caught.value).startswith(
+        f"stopped after {limit} failed connection(s) in a row to 127.0.0.1:{server.port} "
+        f"(none, no login), the last: 127.0.0.1:{server.port}: no reply to the end of the "
+        "message within 0.2 s"
+    )
+    assert collect.results == [] and server.stored == []
+    assert sessions <= limit + connections  # not 50 x 3 attempts
+
+
+def test_one_message_that_hangs_the_server_does_not_stop_the_others() -> None:
+    collect = Collector()
+    with HostileSmtpServer(Script(black_hole_for={address(1)})) as server:
+        stats = deliver(jobs(6), hostile(server), connections=1, on_result=collect)
+    results = collect.by_key()
+    hung = results.pop(address(1))
+    assert (hung.outcome, hung.attempts) == (Outcome.TEMPORARY, 2)  # two time-outs: given up
+    assert str(hung.reply).startswith("not delivered: no final reply: 127.0.0.1:")
+    assert {r.outcome for r in results.values()} == {Outcome.ACCEPTED}
+    assert sorted(server.stored_recipients()) == sorted(results)
+    assert (stats.accepted, stats.temporary) == (5, 1)
+
+
+def test_out_of_step_costs_only_the_message_in_flight() -> None:
+    collect = Collector()
+    script = Script(data_reply_250={address(2)}, extra_reply_after_body=True)
+    with HostileSmtpServer(script) as server:
+        deliver(jobs(8), hostile(server), connections=2, on_result=collect)
+    results = collect.by_key()
+    assert results.pop(address(2)).outcome is Outcome.TEMPORARY  # its DATA is never 354
+    assert {r.outcome for r in results.values()} == {Outcome.ACCEPTED}
+    assert Counter(server.stored_recipients()) == Counter(list(results))  # each once
+
+
+@pytest.mark.parametrize("offered", [False, True])
+def test_an_address_that_needs_smtputf8_fails_alone_unless_offered(offered: bool) -> None:
+    def source() -> Iterator[Job]:
+        yield from jobs(2)
+        rcpt = "jösé@example.nl"
+        yield Job(rcpt, rcpt, SENDER, lambda: b"Subject: hoi\r\n\r\nHoi.\r\n")
+        yield from jobs(2, start=2)
+
+    collect = Collector()
+    with HostileSmtpServer(Script(smtputf8=offered)) as server:
+        deliver(source(), hostile(server), connections=1, on_result=collect)
+    jose = collect.by_key()["jösé@example.nl"]
+    assert len(server.stored) == 4 + offered
+    if offered:
+        assert jose.outcome is Outcome.ACCEPTED
+    else:
+        assert (jose.outcome, str(jose.reply)) == (
+            Outcome.PERMANENT,
+            f"not delivered: jösé@example.nl needs SMTPUTF8, which 127.0.0.1:{server.port} "
+            "does not offer",
+        )

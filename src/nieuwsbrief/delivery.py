@@ -34,9 +34,10 @@ from nieuwsbrief.transport import (
 # How often one message may cost a connection before it is given up as a temporary failure.
 MAX_LOST_CONNECTIONS_PER_JOB = 3
 # The run stops when this many connections per worker in a row failed (could not be opened,
-# or timed out) without a single reply in between. With the default time-outs a relay that
-# has become a black hole costs 2 x 120 s, not hours. (A connection that drops or goes out of
-# step costs only the message in flight a retry: MAX_LOST_CONNECTIONS_PER_JOB.)
+# or timed out on as many different messages) without a single reply in between. With the
+# default time-outs a relay that has become a black hole costs 2 x 120 s, not hours. A message
+# that times out this often is given up on its own (the server may hang on just that one), and
+# a connection that drops or goes out of step costs only the message in flight a retry.
 FAILURES_IN_A_ROW = 2
 TIMED_OUT_RETRY_DELAY = 1.0  # seconds
 
@@ -132,6 +133,7 @@ class _Task:
     attempts: int = 0  # sends so far
     deferrals: int = 0  # 4xx replies so far
     lost: int = 0  # connections lost while this job was in flight
+    timeouts: int = 0  # of those, the ones where the server stopped answering
     data: bytes | None = None  # kept only while resending after a lost connection
 
 
@@ -180,11 +182,16 @@ class _Run:
         self.connections = 0
         self.failure_limit = max(1, failures_in_a_row * connections)
         self.failures = 0  # connections failed in a row, over all workers
+        self.timed_out: set[str] = set()  # keys of the jobs among them, each counted once
         self.broken: str | None = None  # why the circuit breaker stopped the run
 
-    def failed(self, reason: str) -> None:
-        """Count a failed connection; stop the run when too many failed in a row."""
+    def failed(self, reason: str, key: str | None = None) -> None:
+        """Count a failed connection (one per job `key`); stop after too many in a row."""
         with self.lock:
+            if key is not None:
+                if key in self.timed_out:
+                    return  # the same message again: its own problem, not the server's
+                self.timed_out.add(key)
             self.failures += 1
             if self.failures < self.failure_limit or self.broken is not None:
                 return
@@ -195,6 +202,7 @@ class _Run:
         """The server answered a command: it is alive, whatever it said."""
         with self.lock:
             self.failures = 0
+            self.timed_out.clear()
 
     def stop(self) -> None:
         self.halt.set()
@@ -458,9 +466,10 @@ class _Worker:
         """The connection died before the task's final reply: send it again, up to a limit."""
         self.drop_channel()
         if isinstance(exc, TimedOut):
-            self.run.failed(str(exc))
+            self.run.failed(str(exc), task.job.key)
+            task.timeouts += 1
         task.lost += 1
-        if task.lost >= MAX_LOST_CONNECTIONS_PER_JOB:
+        if task.lost >= MAX_LOST_CONNECTIONS_PER_JOB or task.timeouts >= FAILURES_IN_A_ROW:
             lost = Reply.local(f"no final reply: {exc}", temporary=True)
             self.finish(task, self.result(task, Outcome.TEMPORARY, lost))
         else:
