@@ -141,64 +141,83 @@ class _ReplyTooLong(Exception):
 
 
 class _Reader:
-    """Lines from the socket smtplib connected, read through our own buffer.
+    """Replies from the socket smtplib connected, read through our own buffer.
 
     Our own buffer, not smtplib's `file`, so that we can tell whether the server sent
-    something nobody asked for (`unsolicited`) without blocking.
+    something nobody asked for (`unsolicited`) without blocking. The socket keeps one time-out,
+    `tick` (changing it is a system call, twice per message otherwise); a longer wait, for the
+    reply to a body, is made of several ticks.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tick: float) -> None:
         self.sock: socket.socket | None = None
         self.buffer = bytearray()
+        self.tick = tick
+        self.ticking = False  # the socket's time-out is not `tick` (a long wait was cut short)
 
-    def readline(self, sock: socket.socket, timeout: float) -> bytes:
-        if sock is not self.sock:
-            if self.buffer:  # plain text that arrived with STARTTLS's 220 (CVE-2011-0411)
-                raise OutOfStep("the server sent more than its reply to STARTTLS")
-            self.sock = sock
-        sock.settimeout(timeout)
-        buffer = self.buffer
-        start = 0
-        while True:
-            end = buffer.find(b"\n", start)
-            if end >= 0:
-                if end >= MAX_REPLY_LINE:
-                    raise OutOfStep(f"a reply line longer than {MAX_REPLY_LINE} bytes")
-                line = bytes(buffer[: end + 1])
-                del buffer[: end + 1]
-                return line
-            if len(buffer) >= MAX_REPLY_LINE:
-                raise OutOfStep(f"a reply line longer than {MAX_REPLY_LINE} bytes")
-            start = len(buffer)
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise smtplib.SMTPServerDisconnected("the server closed the connection")
-            buffer += chunk
+    def unsolicited(self, sock: socket.socket, *, poll: bool) -> bool:
+        """Tell whether anything is waiting to be read; never blocks.
 
-    def unsolicited(self, sock: socket.socket) -> bool:
-        """Tell whether anything (or end of file) is waiting to be read; never blocks."""
+        Without `poll`, only what has already been read (no system call: on the hot path of a
+        pipelined send, every call that releases the GIL costs a wait to get it back).
+        """
         if self.buffer:
             return True
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
-        readable, _, _ = select.select([sock], [], [], 0)
+        if not poll:
+            return False
+        readable, _, _ = select.select([sock], [], [], 0)  # also true at end of file
         return bool(readable)
 
     def reply(self, sock: socket.socket, timeout: float) -> tuple[int, list[bytes]]:
         """Read one reply: every line a valid code, the same on each; its text lines."""
+        if sock is not self.sock or self.ticking:
+            self._adopt(sock)
+        buffer = self.buffer
         code = 0
         lines: list[bytes] = []
+        start = 0  # where the line being read begins in the buffer
+        waited = 0.0
         while True:
-            line = self.readline(sock, timeout)
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                if len(buffer) - start >= MAX_REPLY_LINE:
+                    raise OutOfStep(f"a reply line longer than {MAX_REPLY_LINE} bytes")
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    waited += sock.gettimeout() or 0.0
+                    if waited >= timeout:
+                        raise
+                    sock.settimeout(min(self.tick, timeout - waited))
+                    self.ticking = True
+                    continue
+                if not chunk:
+                    raise smtplib.SMTPServerDisconnected("the server closed the connection")
+                buffer += chunk
+                continue
+            if end - start >= MAX_REPLY_LINE:
+                raise OutOfStep(f"a reply line longer than {MAX_REPLY_LINE} bytes")
+            line = bytes(buffer[start : end + 1])
             if _REPLY_LINE_RE.match(line) is None or (code and int(line[:3]) != code):
                 shown = Reply.parse(0, line[:80]).text or repr(line[:80])
                 raise OutOfStep(f"not an SMTP reply: {shown!r}")
             code = int(line[:3])
             lines.append(line[4:].strip(b" \t\r\n"))
+            start = end + 1
             if line[3:4] != b"-":
+                del buffer[:start]
                 return code, lines
             if len(lines) >= MAX_REPLY_LINES:
                 raise _ReplyTooLong(code, lines)
+
+    def _adopt(self, sock: socket.socket) -> None:
+        if sock is not self.sock and self.buffer:
+            # Plain text that came with STARTTLS's 220 must not pass for TLS (CVE-2011-0411).
+            raise OutOfStep("the server sent more than its reply to STARTTLS")
+        sock.settimeout(self.tick)
+        self.sock, self.ticking = sock, False
 
 
 class _Smtp(smtplib.SMTP):
@@ -209,7 +228,7 @@ class _Smtp(smtplib.SMTP):
         super().__init__(params.host, params.port, params.helo_name, timeout=params.connect_timeout)
 
     def _bound(self, params: SmtpParams) -> None:
-        self.reader = _Reader()
+        self.reader = _Reader(min(params.timeout, params.data_timeout))
         self.reply_timeout = params.timeout  # the connect time-out is smtplib's `timeout`
 
     def socket(self) -> socket.socket:
@@ -264,6 +283,10 @@ _ALLOWED: dict[Step, tuple[int, ...]] = {
     Step.BODY: tuple(range(200, 300)),
     Step.RSET: (250,),
 }
+
+
+# What a successful MAIL, RCPT, DATA or RSET reply is taken as: only its code matters.
+_GOING_ON = {code: Reply(code, "", "") for code in (250, 251, 354)}
 
 
 class State(enum.Enum):
@@ -404,7 +427,7 @@ class SmtpConnection:
         if isinstance(commands, Reply):
             return commands
         smtp = self._live()
-        if smtp.reader.unsolicited(smtp.socket()):
+        if smtp.reader.unsolicited(smtp.socket(), poll=True):
             raise self._out_of_step("the server sent something nobody asked for")
         if not self.pipelining:
             return self._lock_step(commands)
@@ -422,7 +445,7 @@ class SmtpConnection:
         """
         self._expect(State.BODY_DUE)
         smtp = self._live()
-        if smtp.reader.unsolicited(smtp.socket()):
+        if smtp.reader.unsolicited(smtp.socket(), poll=False):
             raise self._out_of_step("the server sent something after 354, before the body")
         payload = _dot_stuff(data)
         steps = [Step.BODY]
@@ -552,6 +575,8 @@ class SmtpConnection:
             problem = f"connection lost waiting for the reply to {step.value} ({exc})"
             raise self._lost(problem) from None
         self._pending.popleft()
+        if step is not Step.BODY and code in _ALLOWED[step]:
+            return _GOING_ON[code]  # the usual case, three times per message: text unused
         reply = self._reply(code, lines)
         if code == 421:  # service closing the transmission channel
             self._drop()
@@ -572,12 +597,9 @@ class SmtpConnection:
     def _write(self, data: bytes) -> None:
         sock = self._live().socket()
         try:
-            sock.settimeout(self.params.timeout)
-            sock.sendall(data)
+            sock.sendall(data)  # within the reader's tick: the shorter time-out
         except TimeoutError:
-            raise self._timed_out(
-                f"the server took no data for {self.params.timeout:g} s"
-            ) from None
+            raise self._timed_out(f"the server took no data for {sock.gettimeout():g} s") from None
         except OSError as exc:
             raise self._lost(f"connection lost while sending ({exc.strerror or exc})") from None
 
