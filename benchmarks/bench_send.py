@@ -257,6 +257,8 @@ def prepare(workdir: Path, sizes: Sequence[int]) -> dict[str, object]:
     issues = workdir / "issues"
     shutil.copytree(ISSUE, issues / ISSUE.name)
     shutil.copy(AGENDA, issues / AGENDA.name)
+    # A newsletter home (nieuwsbrief.toml) around the issues; trees before the home ignore it.
+    (workdir / "nieuwsbrief.toml").write_text('name = "benchmark"\n', encoding="utf-8")
     env = nb_env(1, workdir)
     env.pop("NIEUWSBRIEF_SMTP_HOST")
     out = workdir / "composed"

@@ -59,11 +59,16 @@ def send_cli(*args: str) -> tuple[int, str, str]:
 
 
 def send_process(
-    issue: Path, subscribers: Path, env: dict[str, str], cwd: Path, timeout: float
+    issue: Path,
+    subscribers: Path,
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float,
+    *options: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `nieuwsbrief send ISSUE --subscribers LIST --yes` as a real process."""
+    """Run `nieuwsbrief send ISSUE --subscribers LIST --yes [OPTIONS]` as a real process."""
     command = [sys.executable, "-m", "nieuwsbrief", "send", str(issue), "--subscribers",
-               str(subscribers), "--yes"]  # fmt: skip
+               str(subscribers), "--yes", *options]  # fmt: skip
     return subprocess.run(
         command, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
     )

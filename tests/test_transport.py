@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import mailbox
+import socket
 import ssl
 import time
 from pathlib import Path
 
 import pytest
 
+from hostile_smtp import HostileSmtpServer, Script
 from nieuwsbrief.errors import DeliveryError
-from nieuwsbrief.transport import (
-    ConnectionLost,
-    MaildirOutbox,
-    Outcome,
-    Reply,
+from nieuwsbrief.smtp import (
     SmtpConnection,
     SmtpParams,
     SmtpTransport,
     check_auth_allowed,
     is_loopback,
+)
+from nieuwsbrief.transport import (
+    ConnectionLost,
+    MaildirOutbox,
+    Outcome,
+    OutOfStep,
+    Reply,
+    TimedOut,
 )
 from smtp_server import Fault, SmtpServer
 
@@ -314,7 +321,8 @@ def test_an_unusable_next_address_is_refused_without_being_sent() -> None:
         assert connection.send(SENDER, "lid2@example.nl", message(2)).outcome is Outcome.ACCEPTED
         connection.close()
     assert first.outcome is Outcome.ACCEPTED
-    assert refused is not None and refused.code == 553
+    assert refused is not None and refused.code == 0
+    assert str(refused).startswith("not delivered: address not usable in an SMTP command")
     assert server.recipients() == ["lid1@example.nl", "lid2@example.nl"]
 
 
@@ -353,3 +361,154 @@ def test_without_pipelining_the_next_envelope_is_not_offered() -> None:
         with pytest.raises(RuntimeError, match="PIPELINING"):
             connection.finish(message(1), (SENDER, "lid2@example.nl"))
         connection.close()
+
+
+# -- servers that misbehave (tests/hostile_smtp.py) -------------------------------------------
+
+
+def hostile(server: HostileSmtpServer, **changes: object) -> SmtpParams:
+    values: dict[str, object] = {
+        "host": server.host,
+        "port": server.port,
+        "security": "none",
+        "helo_name": "client.test",
+        "timeout": 5.0,
+        "data_timeout": 5.0,
+    }
+    values.update(changes)
+    return SmtpParams(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lock-step", "pipelined"])
+def test_250_to_data_puts_the_connection_out_of_step(pipelining: bool) -> None:
+    script = Script(pipelining=pipelining, data_reply_250={"lid@example.nl"})
+    with HostileSmtpServer(script) as server:
+        connection = SmtpConnection.open(hostile(server))
+        with pytest.raises(OutOfStep) as caught:
+            connection.send(SENDER, "lid@example.nl", message())
+        assert not connection.is_open
+    assert str(caught.value) == (
+        f"127.0.0.1:{server.port} is out of step: 250 2.0.0 Ok in answer to DATA (expected 354)"
+    )
+    assert server.stored == []
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["lock-step", "pipelined"])
+def test_an_unsolicited_reply_after_a_body_is_never_taken_for_the_next(pipelining: bool) -> None:
+    with HostileSmtpServer(Script(pipelining=pipelining, extra_reply_after_body=True)) as server:
+        connection = SmtpConnection.open(hostile(server))
+        assert connection.send(SENDER, "a@example.nl", message(1)).outcome is Outcome.ACCEPTED
+        time.sleep(0.1)  # let the extra reply arrive (were it later, DATA would still catch it)
+        with pytest.raises(OutOfStep, match="sent something nobody asked for"):
+            connection.send(SENDER, "b@example.nl", message(2))
+    assert server.stored_recipients() == ["a@example.nl"]
+
+
+def test_a_shifted_reply_that_reaches_data_is_out_of_step() -> None:
+    with HostileSmtpServer(Script(extra_reply_after_body=True)) as server:
+        connection = SmtpConnection.open(hostile(server))
+        assert connection.begin(SENDER, "a@example.nl") is None
+        # The extra 250 lands on b's MAIL, MAIL's on RCPT, RCPT's on DATA: never a 354.
+        assert connection.finish(message(1), (SENDER, "b@example.nl")).code == 250
+        with pytest.raises(OutOfStep, match=r"250 2\.1\.5 Ok in answer to DATA"):
+            connection.pipelined()
+        connection.close()
+    assert server.stored_recipients() == ["a@example.nl"]
+
+
+def test_a_black_hole_after_the_body_times_out() -> None:
+    with HostileSmtpServer(Script(black_hole_after=0)) as server:
+        connection = SmtpConnection.open(hostile(server, data_timeout=0.3))
+        with pytest.raises(TimedOut) as caught:
+            connection.send(SENDER, "a@example.nl", message())
+        assert not connection.is_open
+    assert str(caught.value) == (
+        f"127.0.0.1:{server.port}: no reply to the end of the message within 0.3 s"
+    )
+    assert server.stored == []
+
+
+def test_a_server_that_never_greets_is_given_up_after_the_reply_timeout() -> None:
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # connections complete, nobody ever answers
+        port = silent.getsockname()[1]
+        with pytest.raises(DeliveryError, match=rf"127.0.0.1:{port} did not answer within"):
+            SmtpConnection.open(SmtpParams("127.0.0.1", port, "none", timeout=0.3))
+
+
+def test_a_100000_line_refusal_is_cut_and_the_connection_closed() -> None:
+    with HostileSmtpServer(Script(long_refusal={"weg@example.nl": 100_000})) as server:
+        connection = SmtpConnection.open(hostile(server))
+        reply = connection.send(SENDER, "weg@example.nl", message())
+        assert not connection.is_open  # the rest of that reply is never read
+    assert (reply.code, reply.enhanced, reply.outcome) == (550, "5.1.1", Outcome.PERMANENT)
+    assert reply.text.startswith("this mailbox is unavailable")
+    assert len(str(reply).encode()) <= 512 and str(reply).endswith("…")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 400 Bad Request\r\n",
+        b"250-2.1.5 first line\r\n550 5.1.1 then another code\r\n",
+        b"250 " + b"x" * 2000 + b"\r\n",
+        b"\x00\x01\x02 binary\r\n",
+    ],
+    ids=["not-smtp", "mixed-codes", "over-long-line", "binary"],
+)
+def test_garbage_replies_put_the_connection_out_of_step(raw: bytes) -> None:
+    with HostileSmtpServer(Script(raw_rcpt_reply={"lid@example.nl": raw})) as server:
+        connection = SmtpConnection.open(hostile(server))
+        with pytest.raises(OutOfStep) as caught:
+            connection.send(SENDER, "lid@example.nl", message())
+        assert not connection.is_open
+    assert "in answer to RCPT TO" in str(caught.value) and len(str(caught.value)) < 300
+    assert server.stored == []
+
+
+def test_an_echoed_auth_line_never_shows_the_credentials() -> None:
+    server = HostileSmtpServer(Script(echo_auth=True))
+    with server, pytest.raises(DeliveryError) as caught:
+        SmtpConnection.open(hostile(server, user=USER, password=PASSWORD))
+    text = str(caught.value)
+    assert base64.b64encode(f"\0{USER}\0{PASSWORD}".encode()).decode() in server.auth_lines[0]
+    assert text.startswith(f"127.0.0.1:{server.port} refused the login for 'nieuwsbrief' (535")
+    assert "AUTH LOGIN [redacted]" in text
+    for secret in (PASSWORD, *SmtpParams("h", 1, user=USER, password=PASSWORD).secrets()):
+        assert secret not in text
+
+
+def test_non_ascii_addresses_need_smtputf8() -> None:
+    for offered in (False, True):
+        with HostileSmtpServer(Script(smtputf8=offered)) as server:
+            connection = SmtpConnection.open(hostile(server))
+            reply = connection.send(SENDER, "jösé@example.nl", message())
+            assert connection.send(SENDER, "lid@example.nl", message()).code == 250
+            connection.close()
+        if offered:
+            assert reply.outcome is Outcome.ACCEPTED
+            first = server.stored[0]
+            assert (first.rcpt_tos, first.mail_options) == (("jösé@example.nl",), "SMTPUTF8")
+        else:
+            assert reply.outcome is Outcome.PERMANENT
+            assert str(reply) == (
+                f"not delivered: jösé@example.nl needs SMTPUTF8, which 127.0.0.1:{server.port} "
+                "does not offer"
+            )
+            assert server.stored_recipients() == ["lid@example.nl"]
+
+
+def test_replies_are_made_safe_where_they_are_created() -> None:
+    long = Reply.parse(550, "5.1.1 " + "é" * 1000)
+    assert len(str(long).encode()) <= 512 and str(long).endswith("…")
+    assert "\x1b" not in Reply.parse(550, "5.1.1 \x1b[31mred\x1b[0m\x00").text
+    plain = base64.b64encode(b"\0nieuwsbrief\0geheim").decode()
+    assert plain not in str(Reply.parse(535, f"5.7.8 no {plain} here"))
+    assert str(Reply.parse(535, "5.7.8 you said AUTH PLAIN AGEAYg==")).endswith(
+        "AUTH PLAIN [redacted]"
+    )
+    assert "geheim" not in Reply.parse(535, "5.7.8 geheim", secrets=("geheim",)).text
+    assert str(Reply.parse(250, "2.0.0 Ok: queued as 5B1C2D3E4F")) == (
+        "250 2.0.0 Ok: queued as 5B1C2D3E4F"
+    )

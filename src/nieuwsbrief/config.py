@@ -59,6 +59,9 @@ KNOWN_VARIABLES = (
     "NIEUWSBRIEF_IMAP_PASSWORD",
     "NIEUWSBRIEF_IMAP_FOLDER",
     "NIEUWSBRIEF_IMAP_SECURITY",
+    "NIEUWSBRIEF_SMTP_CONNECT_TIMEOUT",
+    "NIEUWSBRIEF_SMTP_TIMEOUT",
+    "NIEUWSBRIEF_SMTP_DATA_TIMEOUT",
 )
 # Never echo these back: not in errors, notices or repr.
 SECRET_VARIABLES = ("NIEUWSBRIEF_SMTP_PASSWORD", "NIEUWSBRIEF_SECRET", "NIEUWSBRIEF_IMAP_PASSWORD")
@@ -107,6 +110,10 @@ class Settings:
     imap_user: str | None = None
     imap_password: str | None = field(default=None, repr=False)
     imap_folder: str = "INBOX"
+    # Seconds to wait for the SMTP server: to connect, for each reply, for the reply to a body.
+    smtp_connect_timeout: int = 30
+    smtp_timeout: int = 60
+    smtp_data_timeout: int = 120
 
     @property
     def uses_smtp(self) -> bool:
@@ -161,7 +168,15 @@ def load_settings(
     max_per_connection = _parse_int(
         "NIEUWSBRIEF_MAX_PER_CONNECTION", get("NIEUWSBRIEF_MAX_PER_CONNECTION"), 0, 0, None
     )
-    for problem in (smtp_port, max_per_connection):
+    timeouts = [
+        _parse_int(name, get(name), default, 1, 3600)
+        for name, default in (
+            ("NIEUWSBRIEF_SMTP_CONNECT_TIMEOUT", 30),
+            ("NIEUWSBRIEF_SMTP_TIMEOUT", 60),
+            ("NIEUWSBRIEF_SMTP_DATA_TIMEOUT", 120),
+        )
+    ]
+    for problem in (smtp_port, max_per_connection, *timeouts):
         if isinstance(problem, str):
             errors.append(problem)
 
@@ -258,6 +273,9 @@ def load_settings(
         secret_persistent=secret_persistent,
         web_url=web_url,
         **returns,
+        smtp_connect_timeout=cast(int, timeouts[0]),
+        smtp_timeout=cast(int, timeouts[1]),
+        smtp_data_timeout=cast(int, timeouts[2]),
     )
 
 

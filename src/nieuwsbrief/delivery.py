@@ -3,8 +3,10 @@
 Worker threads each own one channel (one SMTP connection) and reuse it for many messages;
 with PIPELINING each body carries the next message's envelope, one round trip per message. A
 shared limiter keeps the total rate; 4xx replies requeue the job with backoff, 5xx replies are
-final, and a lost connection is reopened and the unacknowledged message sent again. The engine
-knows nothing about how messages are built or where results are recorded.
+final, and a lost connection is reopened and the unacknowledged message sent again. A message
+that cannot be built, or that this server cannot take, fails alone: the others go on. When
+connections keep failing (refused, timed out), the run stops instead of retrying
+for hours. The engine knows nothing about how messages are built or where results are recorded.
 """
 
 from __future__ import annotations
@@ -18,18 +20,26 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from nieuwsbrief.errors import DeliveryError
+from nieuwsbrief.errors import DeliveryError, NieuwsbriefError
 from nieuwsbrief.transport import (
     Channel,
     ConnectionLost,
     Outcome,
     PipeliningChannel,
     Reply,
+    TimedOut,
     Transport,
 )
 
 # How often one message may cost a connection before it is given up as a temporary failure.
 MAX_LOST_CONNECTIONS_PER_JOB = 3
+# The run stops when this many connections per worker in a row failed (could not be opened,
+# or timed out on as many different messages) without a single reply in between. With the
+# default time-outs a relay that has become a black hole costs 2 x 120 s, not hours. A message
+# that times out this often is given up on its own (the server may hang on just that one), and
+# a connection that drops or goes out of step costs only the message in flight a retry.
+FAILURES_IN_A_ROW = 2
+TIMED_OUT_RETRY_DELAY = 1.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,7 @@ class _Task:
     attempts: int = 0  # sends so far
     deferrals: int = 0  # 4xx replies so far
     lost: int = 0  # connections lost while this job was in flight
+    timeouts: int = 0  # of those, the ones where the server stopped answering
     data: bytes | None = None  # kept only while resending after a lost connection
 
 
@@ -149,6 +160,7 @@ class _Run:
         rate: float | None,
         retry_delays: Sequence[float],
         reconnect_delays: Sequence[float],
+        failures_in_a_row: int = FAILURES_IN_A_ROW,
     ) -> None:
         self.jobs: Iterator[Job] = iter(jobs)  # advanced only by the calling thread
         self.feed: deque[Job] = deque()  # new jobs waiting for a worker
@@ -168,6 +180,29 @@ class _Run:
         self.gave_up: list[DeliveryError] = []
         self.lock = threading.Lock()
         self.connections = 0
+        self.failure_limit = max(1, failures_in_a_row * connections)
+        self.failures = 0  # connections failed in a row, over all workers
+        self.timed_out: set[str] = set()  # keys of the jobs among them, each counted once
+        self.broken: str | None = None  # why the circuit breaker stopped the run
+
+    def failed(self, reason: str, key: str | None = None) -> None:
+        """Count a failed connection (one per job `key`); stop after too many in a row."""
+        with self.lock:
+            if key is not None:
+                if key in self.timed_out:
+                    return  # the same message again: its own problem, not the server's
+                self.timed_out.add(key)
+            self.failures += 1
+            if self.failures < self.failure_limit or self.broken is not None:
+                return
+            self.broken = reason
+        self.stop()
+
+    def answered(self) -> None:
+        """The server answered a command: it is alive, whatever it said."""
+        with self.lock:
+            self.failures = 0
+            self.timed_out.clear()
 
     def stop(self) -> None:
         self.halt.set()
@@ -266,10 +301,17 @@ class _Worker:
                         self.connect()
                     except DeliveryError as exc:
                         # Let another worker have the job while this one waits to reconnect.
+                        run.failed(str(exc))
                         self.requeue(task, 0.0)
                         self.reconnect(exc)
                         continue
-                self.process(task)
+                try:
+                    self.process(task)
+                except Exception as exc:  # a surprise mid-transaction: nothing held was delivered
+                    self.drop_channel()
+                    surprise = ConnectionLost(f"{type(exc).__name__}: {exc}")
+                    for held in list(self.held):
+                        self.lost(held, held.data, surprise)
         except _GiveUp as exc:
             run.gave_up.append(exc.error)
         except BaseException as exc:  # handed to the calling thread, which re-raises it
@@ -289,7 +331,9 @@ class _Worker:
         channel = self.channel
         assert channel is not None
         job = task.job
-        data = task.data if task.data is not None else job.build()
+        data = self.built(task)
+        if data is None:
+            return
         if run.limiter is not None:
             wait = run.limiter.reserve()
             if wait > 0 and run.halt.wait(wait):
@@ -330,7 +374,13 @@ class _Worker:
             return
         while True:  # task's DATA was answered 354: its body is due now
             follower = self.follower()
-            if follower is None:
+            follower_data = None
+            while follower is not None:
+                follower_data = self.built(follower)
+                if follower_data is not None:
+                    break
+                follower = self.follower()  # that one failed alone: try the next
+            if follower is None or follower_data is None:
                 try:
                     reply = pipe.finish(data)
                 except ConnectionLost as exc:
@@ -339,7 +389,6 @@ class _Worker:
                 self.settle(task, reply)
                 return
             after = follower.job
-            follower_data = follower.data if follower.data is not None else after.build()
             try:
                 reply = pipe.finish(data, (after.sender, after.recipient))
             except ConnectionLost as exc:
@@ -384,9 +433,23 @@ class _Worker:
             return None
         return task
 
+    def built(self, task: _Task) -> bytes | None:
+        """Return the task's message; if it cannot be built, fail that task alone (None)."""
+        if task.data is not None:
+            return task.data
+        try:
+            return task.job.build()
+        except Exception as exc:
+            why = str(exc) if isinstance(exc, NieuwsbriefError) else f"{type(exc).__name__}: {exc}"
+            reply = Reply.local(f"the message could not be built: {why}")
+            self.finish(task, self.result(task, Outcome.PERMANENT, reply))
+            return None
+
     def settle(self, task: _Task, reply: Reply) -> None:
         """Act on the reply that ended the task's transaction: report it, or retry later."""
         run = self.run
+        if reply.code >= 200:  # the server answered (not a refusal made on this side)
+            run.answered()
         self.sent_on_channel += 1
         if self.channel is not None and not self.channel.is_open:  # 421 or a failed RSET
             self.drop_channel()
@@ -399,16 +462,21 @@ class _Worker:
             return
         self.finish(task, self.result(task, outcome, reply))
 
-    def lost(self, task: _Task, data: bytes, exc: ConnectionLost) -> None:
+    def lost(self, task: _Task, data: bytes | None, exc: ConnectionLost) -> None:
         """The connection died before the task's final reply: send it again, up to a limit."""
         self.drop_channel()
+        if isinstance(exc, TimedOut):
+            self.run.failed(str(exc), task.job.key)
+            task.timeouts += 1
         task.lost += 1
-        if task.lost >= MAX_LOST_CONNECTIONS_PER_JOB:
-            lost = Reply(421, "4.4.2", f"connection lost before the reply ({exc})")
+        if task.lost >= MAX_LOST_CONNECTIONS_PER_JOB or task.timeouts >= FAILURES_IN_A_ROW:
+            lost = Reply.local(f"no final reply: {exc}", temporary=True)
             self.finish(task, self.result(task, Outcome.TEMPORARY, lost))
         else:
             task.data = data  # resend the same bytes: same Message-ID if it did arrive
-            self.requeue(task, 0.0)
+            # After a time-out, let other messages go first: if only this one makes the server
+            # hang, their replies keep the circuit breaker from stopping the run.
+            self.requeue(task, TIMED_OUT_RETRY_DELAY if isinstance(exc, TimedOut) else 0.0)
 
     def finish(self, task: _Task, result: Result | None) -> None:
         self.held.remove(task)
@@ -458,6 +526,7 @@ class _Worker:
                 self.connect()
             except DeliveryError as exc:
                 error = exc
+                self.run.failed(str(exc))
             else:
                 return
         raise _GiveUp(error)
@@ -473,6 +542,7 @@ def deliver(
     retry_delays: Sequence[float] = (2, 10, 30, 60, 120),
     reconnect_delays: Sequence[float] = (1, 5, 15),
     stop: threading.Event | None = None,
+    failures_in_a_row: int = FAILURES_IN_A_ROW,
 ) -> DeliveryStats:
     """Send every job over `connections` parallel channels; report each final Result once.
 
@@ -483,16 +553,22 @@ def deliver(
     and at most two per worker (the message awaiting its reply and, over SMTP with
     PIPELINING, the next one whose MAIL, RCPT and DATA went out behind its body).
 
+    A job whose message cannot be built (or that the server cannot take, e.g. an address that
+    needs SMTPUTF8) gets a PERMANENT Result and the others go on.
+
     Raises DeliveryError before anything is sent if the first channel cannot be opened (login
-    refused, TLS failure), and later if no worker can reconnect; jobs without a Result were
-    not acknowledged by the server. Setting `stop` (or Ctrl-C, re-raised afterwards) lets the
+    refused, TLS failure), and later if no worker can reconnect or `failures_in_a_row` x
+    `connections` connections in a row failed (the circuit breaker); jobs without a Result
+    were not acknowledged by the server. Setting `stop` (or Ctrl-C, re-raised afterwards) lets the
     messages in flight finish and leaves the other jobs unreported.
     """
     if connections < 1:
         raise ValueError("connections must be at least 1")
     started = time.monotonic()
     first = transport.open()  # fail before sending anything if the server cannot be used
-    run = _Run(jobs, transport, connections, rate, retry_delays, reconnect_delays)
+    run = _Run(
+        jobs, transport, connections, rate, retry_delays, reconnect_delays, failures_in_a_row
+    )
     run.connections = 1
     stats = DeliveryStats()
     interrupted: KeyboardInterrupt | None = None
@@ -539,6 +615,12 @@ def deliver(
         raise interrupted
     if run.errors:
         raise run.errors[0]
+    if run.broken is not None:
+        raise DeliveryError(
+            f"stopped after {run.failure_limit} failed connection(s) in a row to "
+            f"{transport.describe()}, the last: {run.broken}; messages without a result were "
+            "not delivered"
+        )
     if run.gave_up and run.work_left and not run.halt.is_set():
         raise DeliveryError(
             f"lost the connection to {transport.describe()} and could not reconnect: "

@@ -32,10 +32,11 @@ from .lock import IssueLock
 from .message import MessageFactory
 from .model import Issue, Subscriber
 from .render import default_templates_dir
+from .smtp import SmtpParams, SmtpTransport
 from .subscribers import SubscriberList, load_subscribers
 from .suppression import SuppressionList
 from .tokens import make_verp_token, recipient_id, verp_address
-from .transport import MaildirOutbox, Outcome, SmtpParams, SmtpTransport, Transport
+from .transport import MaildirOutbox, Outcome, Transport
 
 FAILURES_FILE = "send-failures.csv"
 PROOF_PREFIX = "[TEST] "
@@ -221,6 +222,9 @@ def transport_for(settings: Settings) -> Transport:
             user=settings.smtp_user,
             password=settings.smtp_password or "",
             max_per_connection=settings.max_per_connection,
+            connect_timeout=settings.smtp_connect_timeout,
+            timeout=settings.smtp_timeout,
+            data_timeout=settings.smtp_data_timeout,
         )
     )
 

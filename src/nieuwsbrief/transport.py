@@ -1,30 +1,38 @@
-"""Where messages go: an SMTP connection (one recipient per transaction) or a local Maildir outbox.
+"""Where messages go, in words every transport shares: Reply, Outcome, Channel, Transport.
 
-This is the only module that imports smtplib. Both transports hand out channels with the same
-`send(sender, recipient, data) -> Reply`, so the delivery engine does not care which one it has.
+The SMTP client is `nieuwsbrief.smtp` (the only module that imports smtplib); the local
+Maildir outbox is here. Both hand out channels with the same `send(sender, recipient, data)
+-> Reply`, so the delivery engine does not care which one it has.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
-import ipaddress
 import mailbox
 import re
-import smtplib
-import socket
-import ssl
 import threading
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from nieuwsbrief.errors import ConfigError, DeliveryError
-
-Security = Literal["starttls", "ssl", "none"]
-SECURITIES: tuple[Security, ...] = ("starttls", "ssl", "none")
+from nieuwsbrief.errors import DeliveryError
 
 # RFC 3463 enhanced status code at the start of a reply line, e.g. "5.1.1".
 _ENHANCED_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s+|$)")
+
+# A reply as we show, record and write it: at most this many bytes (UTF-8), then "…".
+REPLY_SHOWN_BYTES = 512
+REDACTED = "[redacted]"
+# An AUTH command echoed by a server: keep the mechanism, hide the credentials after it.
+_AUTH_ECHO_RE = re.compile(r"(?i)\b(AUTH\s+[A-Z0-9_-]+)\s+\S+")
+# A base64 word long enough to hold credentials; redacted when it decodes to AUTH PLAIN's
+# "authzid NUL user NUL password" (or anything else with a NUL byte in it).
+_BASE64_WORD_RE = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
+# Terminal control characters (ESC, NUL, C1 ...) never reach the screen, ledger or CSV.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class Outcome(enum.Enum):
@@ -37,15 +45,24 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class Reply:
-    """One SMTP reply: `550 5.1.1 No such user` is code 550, enhanced '5.1.1', the rest text."""
+    """One SMTP reply: `550 5.1.1 No such user` is code 550, enhanced '5.1.1', the rest text.
+
+    Every Reply is made safe to show where it is created: control characters replaced,
+    credentials an AUTH echo could carry redacted, and cut to REPLY_SHOWN_BYTES with a visible
+    "…", so a hostile server cannot fill the screen, the ledger or the failures CSV. Codes 0
+    and 1 are failures found on this side (see `local`): `text` says why.
+    """
 
     code: int
     enhanced: str
     text: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", _shown(self.text, len(self.enhanced) + 5))
+
     @classmethod
-    def parse(cls, code: int, message: bytes | str) -> Reply:
-        """Split a reply as smtplib returns it (lines joined by newlines) into its parts."""
+    def parse(cls, code: int, message: bytes | str, secrets: Iterable[str] = ()) -> Reply:
+        """Split a reply (lines joined by newlines) into its parts; hide any of `secrets`."""
         raw = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
         enhanced = ""
         lines = []
@@ -55,25 +72,74 @@ class Reply:
                 enhanced = enhanced or match.group(1)
                 line = line[match.end() :]
             lines.append(line.strip())
-        return cls(code, enhanced, " ".join(part for part in lines if part))
+        text = " ".join(part for part in lines if part)
+        for secret in secrets:
+            if secret:
+                text = text.replace(secret, REDACTED)
+        return cls(code, enhanced, text)
+
+    @classmethod
+    def local(cls, text: str, *, temporary: bool = False) -> Reply:
+        """A failure found on this side, not said by the server (code 0; 1 if temporary)."""
+        return cls(1 if temporary else 0, "", text)
 
     @property
     def outcome(self) -> Outcome:
         """Classify this reply as the final answer for a message."""
         if 200 <= self.code < 300:
             return Outcome.ACCEPTED
-        if 400 <= self.code < 500:
+        if 400 <= self.code < 500 or self.code == 1:
             return Outcome.TEMPORARY
         return Outcome.PERMANENT
 
     def __str__(self) -> str:
+        if self.code in (0, 1):
+            return f"not delivered: {self.text}"
         return " ".join(part for part in (str(self.code), self.enhanced, self.text) if part)
+
+
+def _shown(text: str, reserved: int) -> str:
+    """Return `text` safe to show: no control characters, no credentials, bounded in bytes."""
+    if not text.isprintable():
+        text = _CONTROL_RE.sub("?", text)
+    if "AUTH" in text.upper():
+        text = _AUTH_ECHO_RE.sub(rf"\1 {REDACTED}", text)
+    text = _BASE64_WORD_RE.sub(_redact_credentials, text)
+    budget = REPLY_SHOWN_BYTES - reserved
+    if len(text) > budget // 4:  # only then can the UTF-8 form be over the budget
+        encoded = text.encode("utf-8")
+        if len(encoded) > budget:
+            return encoded[: budget - 3].decode("utf-8", "ignore") + "…"
+    return text
+
+
+def _redact_credentials(match: re.Match[str]) -> str:
+    word = match.group(0)
+    if len(word) % 4:
+        return word
+    try:
+        decoded = base64.b64decode(word, validate=True)
+    except (binascii.Error, ValueError):
+        return word
+    return REDACTED if b"\x00" in decoded else word
 
 
 class ConnectionLost(Exception):
     """The connection died before the server acknowledged the message: it was NOT delivered.
 
     Internal to the delivery engine, which reconnects and sends the message again.
+    """
+
+
+class TimedOut(ConnectionLost):
+    """The server did not answer (or take our data) within the time-out; the link is closed."""
+
+
+class OutOfStep(ConnectionLost):
+    """The server's replies no longer match our commands; the connection has been closed.
+
+    A wrong code for the command, an extra or a garbled reply, an over-long line: from then
+    on no reply on that connection can be trusted, so nothing unanswered counts as delivered.
     """
 
 
@@ -132,372 +198,6 @@ class Transport(Protocol):
     def describe(self) -> str:
         """Say where messages will go, for the confirmation prompt."""
         ...
-
-
-# --------------------------------------------------------------------------------------------
-# SMTP
-
-
-@dataclass(frozen=True)
-class SmtpParams:
-    """How to reach and log in to the SMTP server."""
-
-    host: str
-    port: int
-    security: Security = "starttls"
-    user: str | None = None
-    password: str = field(default="", repr=False)
-    helo_name: str | None = None
-    timeout: float = 30.0
-    # None: the system's trusted CAs with hostname checks (ssl.create_default_context()).
-    ssl_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
-    max_per_connection: int = 0
-
-    def __post_init__(self) -> None:
-        if self.security not in SECURITIES:
-            raise ConfigError(
-                f"SMTP security must be one of {', '.join(SECURITIES)}, not {self.security!r}"
-            )
-        if self.max_per_connection < 0:
-            raise ConfigError("SMTP max messages per connection cannot be negative")
-
-    @property
-    def where(self) -> str:
-        """Return 'host:port' for messages."""
-        return f"{self.host}:{self.port}"
-
-
-def is_loopback(host: str) -> bool:
-    """Tell whether `host` names this machine (plain-text AUTH is tolerated only there)."""
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_auth_allowed(params: SmtpParams) -> None:
-    """Refuse to send a password over a connection without TLS, except to this machine."""
-    if params.user and params.security == "none" and not is_loopback(params.host):
-        raise DeliveryError(
-            f"refusing to send the password for {params.user!r} to {params.where} without TLS; "
-            "use security 'starttls' (port 587) or 'ssl' (port 465)"
-        )
-
-
-def _tls_problem(where: str, exc: ssl.SSLError) -> str:
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return (
-            f"{where} presented a TLS certificate that cannot be trusted ({exc.verify_message}); "
-            "check the host name: it must match the certificate"
-        )
-    return f"TLS with {where} failed ({exc.reason or exc}); check the port and security setting"
-
-
-# A line that starts with a dot. re finds it several times faster than bytes.find/replace in a
-# message with a CRLF every few dozen bytes (about 20 us instead of 70 us for 76 KB).
-_DOT_LINE_RE = re.compile(rb"\r\n\.")
-
-
-def _dot_stuff(data: bytes) -> bytes:
-    """Return `data` as a DATA payload: leading dots doubled, ending in CRLF.CRLF (RFC 5321)."""
-    if data.startswith(b"."):
-        data = b"." + data
-    if _DOT_LINE_RE.search(data) is not None:
-        data = _DOT_LINE_RE.sub(b"\r\n..", data)
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
-
-
-def _address_ok(address: str) -> bool:
-    return address.isascii() and not any(c in address for c in "\r\n<> ")
-
-
-class SmtpConnection:
-    """One authenticated SMTP session that sends many messages, one recipient each."""
-
-    def __init__(self, params: SmtpParams, smtp: smtplib.SMTP) -> None:
-        self.params = params
-        self._smtp: smtplib.SMTP | None = smtp
-        self.pipelining = smtp.has_extn("pipelining")
-        self._in_data = False  # DATA was answered 354: the body is due
-        # After finish(then=...): True while the next envelope's replies are unread, or the
-        # reply that refused it without sending it.
-        self._next: Reply | bool | None = None
-
-    @classmethod
-    def open(cls, params: SmtpParams) -> SmtpConnection:
-        """Connect, secure and log in; raise DeliveryError naming the server if that fails."""
-        check_auth_allowed(params)
-        where = params.where
-        context = params.ssl_context or ssl.create_default_context()
-        smtp: smtplib.SMTP | None = None
-        try:
-            if params.security == "ssl":
-                smtp = smtplib.SMTP_SSL(
-                    params.host,
-                    params.port,
-                    local_hostname=params.helo_name,
-                    timeout=params.timeout,
-                    context=context,
-                )
-            else:
-                smtp = smtplib.SMTP(
-                    params.host,
-                    params.port,
-                    local_hostname=params.helo_name,
-                    timeout=params.timeout,
-                )
-            smtp.ehlo_or_helo_if_needed()
-            if params.security == "starttls":
-                if not smtp.has_extn("starttls"):
-                    raise DeliveryError(
-                        f"{where} does not offer STARTTLS; use security 'ssl' if it expects "
-                        "TLS from the start (port 465), or ask the provider"
-                    )
-                smtp.starttls(context=context)
-                smtp.ehlo()
-            if params.user:
-                if not smtp.has_extn("auth"):
-                    raise DeliveryError(
-                        f"{where} does not offer a login (no AUTH after EHLO); check the port "
-                        "and security settings"
-                    )
-                smtp.login(params.user, params.password)
-            return cls(params, smtp)
-        except DeliveryError:
-            _quietly_close(smtp)
-            raise
-        except smtplib.SMTPAuthenticationError as exc:
-            _quietly_close(smtp)
-            raise DeliveryError(
-                f"{where} refused the login for {params.user!r} "
-                f"({Reply.parse(exc.smtp_code, exc.smtp_error)}); check the user name and password"
-            ) from None
-        except smtplib.SMTPConnectError as exc:
-            _quietly_close(smtp)
-            raise DeliveryError(
-                f"{where} refused the connection ({Reply.parse(exc.smtp_code, exc.smtp_error)})"
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            _quietly_close(smtp)
-            raise DeliveryError(
-                f"{where} answered {Reply.parse(exc.smtp_code, exc.smtp_error)} while we were "
-                "setting up the connection"
-            ) from None
-        except ssl.SSLError as exc:
-            _quietly_close(smtp)
-            raise DeliveryError(_tls_problem(where, exc)) from None
-        except (smtplib.SMTPException, OSError) as exc:
-            _quietly_close(smtp)
-            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise DeliveryError(
-                f"{where} cannot be reached ({detail or type(exc).__name__}); check the host, "
-                "port and network"
-            ) from None
-
-    @property
-    def is_open(self) -> bool:
-        """Whether another message can go over this connection."""
-        return self._smtp is not None
-
-    def send(self, sender: str, recipient: str, data: bytes) -> Reply:
-        """Send one message to one recipient, pipelined when the server offers it (RFC 2920)."""
-        refused = self.begin(sender, recipient)
-        if refused is not None:
-            return refused
-        return self.finish(data)
-
-    # A message in two steps, so that the next one can ride along (RFC 2920 3.1): begin() opens
-    # the transaction; finish(data, then=next envelope) sends the body and, in the same write,
-    # the next transaction's MAIL, RCPT and DATA; pipelined() reads the replies to those.
-
-    def begin(self, sender: str, recipient: str) -> Reply | None:
-        """Send MAIL, RCPT and DATA; None: the server said 354 and the body must follow now.
-
-        Otherwise return the reply that ended the transaction; the connection has then been
-        reset (RSET) or, after 421, closed.
-        """
-        if not (_address_ok(sender) and _address_ok(recipient)):
-            # Addresses arrive validated and IDNA-encoded; this guards the command line itself.
-            return _unusable(recipient)
-        smtp = self._live()
-        try:
-            if self.pipelining:
-                smtp.send(_envelope_commands(sender, recipient))
-                return self._envelope_replies(smtp)
-            return self._lock_step_envelope(smtp, sender, recipient)
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise self._lost(exc) from exc
-
-    def finish(self, data: bytes, then: tuple[str, str] | None = None) -> Reply:
-        """Send the body of the open transaction; return the server's final reply.
-
-        With `then` = (sender, recipient), which needs PIPELINING, that next transaction's MAIL,
-        RCPT and DATA go out right behind the body; call pipelined() for their replies unless
-        the connection closed (421). Raise ConnectionLost if the body was not acknowledged.
-        """
-        if not self._in_data:
-            raise RuntimeError("finish() without a transaction opened by begin()")
-        smtp = self._live()
-        payload = _dot_stuff(data)
-        if then is not None:
-            if not self.pipelining:
-                raise RuntimeError("the server does not offer PIPELINING")
-            sender, recipient = then
-            if _address_ok(sender) and _address_ok(recipient):
-                payload += _envelope_commands(sender, recipient)
-                self._next = True  # replies pending: the 421 / lost paths below clear it
-            else:
-                self._next = _unusable(recipient)
-        try:
-            smtp.send(payload)
-            self._in_data = False
-            final = self._reply(smtp)
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise self._lost(exc) from exc
-        if final.outcome is not Outcome.ACCEPTED and self._next is not True and self.is_open:
-            self._reset(smtp)
-        return final
-
-    def pipelined(self) -> Reply | None:
-        """Read the replies to the envelope that finish(then=...) sent; like begin()."""
-        pending, self._next = self._next, None
-        if isinstance(pending, Reply):
-            return pending
-        if pending is not True:
-            raise RuntimeError("pipelined() without an envelope sent by finish(then=...)")
-        smtp = self._live()
-        try:
-            return self._envelope_replies(smtp)
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            raise self._lost(exc) from exc
-
-    def _live(self) -> smtplib.SMTP:
-        smtp = self._smtp
-        if smtp is None:
-            raise ConnectionLost(f"connection to {self.params.where} is closed")
-        return smtp
-
-    def _lost(self, exc: BaseException) -> ConnectionLost:
-        self._drop()
-        return ConnectionLost(f"{self.params.where}: {exc or type(exc).__name__}")
-
-    def _envelope_replies(self, smtp: smtplib.SMTP) -> Reply | None:
-        """Read the replies to a pipelined MAIL, RCPT, DATA; None on 250, 250, 354."""
-        # RFC 2920 3.1: the client MUST check every reply of the batch.
-        failed: Reply | None = None
-        for want in (250, 250, 354):
-            code, message = smtp.getreply()
-            if code == want or (want == 250 and code == 251):
-                if want == 354 and failed is not None:
-                    # DATA was accepted although MAIL or RCPT was not: end the empty message.
-                    smtp.send(b".\r\n")
-                    self._reply(smtp)
-                continue  # the usual case: no need to parse the reply text
-            reply = self._parsed(code, message)
-            if not self.is_open:  # 421: the server has gone
-                return reply
-            failed = failed or reply
-        if failed is None:
-            self._in_data = True
-        elif self.is_open:
-            self._reset(smtp)
-        return failed
-
-    def _lock_step_envelope(self, smtp: smtplib.SMTP, sender: str, recipient: str) -> Reply | None:
-        """Run MAIL, RCPT and DATA one at a time; None on 354."""
-        commands = [f"MAIL FROM:<{sender}>\r\n", f"RCPT TO:<{recipient}>\r\n", "DATA\r\n"]
-        for command, want in zip(commands, (250, 250, 354), strict=True):
-            smtp.send(command.encode("ascii"))
-            reply = self._reply(smtp)
-            if reply.code != want and not (want == 250 and reply.code == 251):
-                if self.is_open:
-                    self._reset(smtp)
-                return reply
-        self._in_data = True
-        return None
-
-    def _reply(self, smtp: smtplib.SMTP) -> Reply:
-        code, message = smtp.getreply()
-        return self._parsed(code, message)
-
-    def _parsed(self, code: int, message: bytes) -> Reply:
-        reply = Reply.parse(code, message)
-        if code == 421:  # service closing the transmission channel
-            self._drop()
-        return reply
-
-    def _reset(self, smtp: smtplib.SMTP) -> None:
-        try:
-            code, _ = smtp.rset()
-        except (smtplib.SMTPException, OSError):
-            code = 0
-        if code != 250:
-            self._drop()
-
-    def _drop(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        self._in_data, self._next = False, None
-        _quietly_close(smtp, quit=False)
-
-    def close(self) -> None:
-        """Send QUIT and close the socket; never raises.
-
-        In the middle of a transaction (after 354, or with pipelined commands unanswered) it
-        closes without QUIT or ".": the server then discards the unfinished message.
-        """
-        if self._in_data or self._next is not None:
-            self._drop()
-            return
-        smtp, self._smtp = self._smtp, None
-        _quietly_close(smtp)
-
-
-def _envelope_commands(sender: str, recipient: str) -> bytes:
-    return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode("ascii")
-
-
-def _unusable(recipient: str) -> Reply:
-    return Reply(553, "5.1.3", f"address not usable in an SMTP command: {recipient!r}")
-
-
-def _quietly_close(smtp: smtplib.SMTP | None, *, quit: bool = True) -> None:
-    if smtp is None:
-        return
-    try:
-        if quit and smtp.sock is not None:
-            smtp.quit()
-    except (smtplib.SMTPException, OSError):
-        pass
-    finally:
-        smtp.close()
-
-
-class SmtpTransport:
-    """SMTP as a transport: each channel is its own authenticated connection."""
-
-    def __init__(self, params: SmtpParams) -> None:
-        if params.helo_name is None:
-            # Resolve once here rather than in every smtplib.SMTP() (getfqdn may hit DNS).
-            params = replace(params, helo_name=socket.getfqdn())
-        self.params = params
-
-    @property
-    def max_per_connection(self) -> int:
-        """Messages per connection before reconnecting (0 = unlimited)."""
-        return self.params.max_per_connection
-
-    def open(self) -> SmtpConnection:
-        """Open one authenticated connection."""
-        return SmtpConnection.open(self.params)
-
-    def describe(self) -> str:
-        """Say e.g. 'smtp.example.nl:587 (starttls, user nieuwsbrief)'."""
-        login = f"user {self.params.user}" if self.params.user else "no login"
-        return f"{self.params.where} ({self.params.security}, {login})"
 
 
 # --------------------------------------------------------------------------------------------
