@@ -255,3 +255,36 @@ def test_a_version_2_file_gains_reasons_and_keeps_its_entries(tmp_path: Path) ->
         "bounce",
         "hard bounce 5.1.1",
     )
+
+
+def test_two_processes_creating_the_list_at_once_both_succeed(tmp_path: Path) -> None:
+    """The schema is checked in one snapshot and again under the write lock: no false alarm."""
+    import threading
+
+    from nieuwsbrief.ledger import Ledger
+
+    errors: list[BaseException] = []
+
+    def create(start: threading.Barrier, path: Path, make: object) -> None:
+        start.wait()
+        try:
+            made = make(path)  # type: ignore[operator]
+            if isinstance(made, Ledger):
+                made.close()
+        except BaseException as exc:  # collected and reported below
+            errors.append(exc)
+
+    for round_ in range(25):
+        start = threading.Barrier(4)
+        targets = [
+            (start, tmp_path / f"s{round_}.sqlite", SuppressionList),
+            (start, tmp_path / f"l{round_}.sqlite", Ledger),
+        ]
+        threads = [
+            threading.Thread(target=create, args=target) for target in targets for _ in range(2)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []

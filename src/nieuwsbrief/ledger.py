@@ -169,12 +169,19 @@ class Ledger:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         self._db = db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA busy_timeout=10000")
+        # One read snapshot: another send may be creating the schema at this moment.
+        db.execute("BEGIN")
         version = self._check_ours(db, fresh=fresh)
+        db.execute("COMMIT")
         db.execute("PRAGMA journal_mode=WAL")
         # A commit survives a crash or kill -9 of this process (not a power cut).
         db.execute("PRAGMA synchronous=NORMAL")
         if version < _SCHEMA_VERSION:
             db.execute("BEGIN IMMEDIATE")
+            version = self._check_ours(db, fresh=fresh)  # again, holding the write lock
+            if version == _SCHEMA_VERSION:
+                db.execute("COMMIT")  # another process made it meanwhile
+                return
             script = _SCHEMA if version == 0 else _MIGRATE_1_TO_2
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)

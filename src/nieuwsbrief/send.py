@@ -488,13 +488,12 @@ _NO_SUCH_USER_TEXT = re.compile(
 )
 
 
-def is_unknown_recipient(code: int, text: str) -> bool:
+def is_unknown_recipient(code: int, enhanced: str, text: str) -> bool:
     """Tell whether a 5xx reply says that the address does not exist (not a policy refusal)."""
     if not 500 <= code < 600:
         return False
-    enhanced = re.match(r"\s*(\d\.\d{1,3}\.\d{1,3})\b", text)
     if enhanced:
-        return bool(_NO_SUCH_USER.match(enhanced.group(1)))
+        return bool(_NO_SUCH_USER.match(enhanced))
     return code in (550, 551, 553) and bool(_NO_SUCH_USER_TEXT.search(text))
 
 
@@ -543,7 +542,7 @@ def _deliver(
                 issue, result.key, status, reply, result.attempts, message_ids.pop(result.key, "")
             )
             if status == ledger_mod.FAILED and is_unknown_recipient(
-                result.reply.code, result.reply.text
+                result.reply.code, result.reply.enhanced, result.reply.text
             ):
                 suppression.add(
                     result.key,

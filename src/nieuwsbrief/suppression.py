@@ -137,25 +137,22 @@ class SuppressionList:
                 sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
             ) as conn:
                 conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                # One read snapshot: another process may be creating the schema right now,
+                # and version and tables must be seen at the same moment.
+                conn.execute("BEGIN")
+                version, tables = self._schema_state(conn)
+                conn.execute("COMMIT")
                 if version == SCHEMA_VERSION:
                     return
-                if version > SCHEMA_VERSION:
-                    raise NieuwsbriefError(
-                        f"{self.path}: suppression list has schema version {version}; this "
-                        f"nieuwsbrief knows up to {SCHEMA_VERSION}; upgrade nieuwsbrief"
-                    )
-                if (
-                    version == 0
-                    and conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
-                ):
-                    raise NieuwsbriefError(
-                        f"{self.path}: is a SQLite file of something else, not a suppression "
-                        "list; it was left untouched. Check NIEUWSBRIEF_SUPPRESSION_DB"
-                    )
+                self._refuse_unknown(version, tables)
                 # WAL is a property of the file: set once, outside a transaction.
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("BEGIN IMMEDIATE")
+                version, tables = self._schema_state(conn)  # again, now holding the write lock
+                if version == SCHEMA_VERSION:
+                    conn.execute("COMMIT")  # another process made it meanwhile
+                    return
+                self._refuse_unknown(version, tables)
                 script = {1: _MIGRATE_1_TO_2 + _MIGRATE_2_TO_3, 2: _MIGRATE_2_TO_3}.get(
                     version, _SCHEMA
                 )
@@ -165,6 +162,24 @@ class SuppressionList:
                 conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
+
+    @staticmethod
+    def _schema_state(conn: sqlite3.Connection) -> tuple[int, int]:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        tables = int(conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0])
+        return version, tables
+
+    def _refuse_unknown(self, version: int, tables: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise NieuwsbriefError(
+                f"{self.path}: suppression list has schema version {version}; this "
+                f"nieuwsbrief knows up to {SCHEMA_VERSION}; upgrade nieuwsbrief"
+            )
+        if version == 0 and tables:
+            raise NieuwsbriefError(
+                f"{self.path}: is a SQLite file of something else, not a suppression "
+                "list; it was left untouched. Check NIEUWSBRIEF_SUPPRESSION_DB"
+            )
 
     def _error(self, exc: sqlite3.Error) -> NieuwsbriefError:
         text = str(exc)
