@@ -73,6 +73,10 @@ def _isolated_settings(
         ):
             monkeypatch.delenv(name)
     monkeypatch.setenv("NIEUWSBRIEF_SECRET", TEST_SECRET)
+    # English, whatever the developer's locale: tests that want Dutch set LANG themselves.
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     yield
 

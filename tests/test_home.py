@@ -328,7 +328,7 @@ def test_status_failures_csv_and_unknown_users_suppressed_for_the_next_issue(
                "--retry-window", "0"]  # fmt: skip
     first = run(*command, cwd=tmp_path, env=env)
     assert first.returncode == 1, first.stderr
-    assert "Suppressed: 1 address(es) the server says do not exist" in first.stdout
+    assert "Suppressed: 1 address the server says does not exist" in first.stdout
 
     status = run("status", "issues/2012-05", cwd=tmp_path, env=env)
     assert status.returncode == 0, status.stderr

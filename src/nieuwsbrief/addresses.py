@@ -20,6 +20,7 @@ import unicodedata
 import idna
 
 from .errors import NieuwsbriefError
+from .i18n import _
 
 
 class AddressError(NieuwsbriefError):
@@ -72,8 +73,10 @@ def smtp_address(address: str) -> str:
         return f"{local}@{_ascii_domain(domain)}"
     except (idna.IDNAError, UnicodeError) as exc:
         raise AddressError(
-            f"{address}: the domain {domain!r} is not a valid international domain name ({exc}); "
-            "correct the address in the list"
+            _(
+                "{address}: the domain {domain} is not a valid international domain name "
+                "({reason}); correct the address in the list"
+            ).format(address=address, domain=repr(domain), reason=exc)
         ) from None
 
 

@@ -19,6 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from .compose import SIZE_WARNING_BYTES, Composed, FactoryMaker, compose_issue
+from .i18n import _, ngettext
 from .model import Finding, Issue, SourceMap
 from .render import TEXT_TEMPLATE
 
@@ -63,17 +64,21 @@ class CheckReport:
 
     def format(self) -> str:
         """Return the findings, one per line, and a verdict line."""
-        lines = [f"problem  {finding}" for finding in self.problems]
-        lines += [f"warning  {finding}" for finding in self.warnings]
-        lines += [f"info     {finding}" for finding in self.notes]
-        counted = _plural(len(self.warnings), "warning")
+        lines = [_("problem  {finding}").format(finding=f) for f in self.problems]
+        lines += [_("warning  {finding}").format(finding=f) for f in self.warnings]
+        lines += [_("info     {finding}").format(finding=f) for f in self.notes]
+        warnings = len(self.warnings)
+        counted = ngettext("{count} warning", "{count} warnings", warnings).format(count=warnings)
         if self.problems:
-            problems = _plural(len(self.problems), "problem")
-            verdict = f"{problems}, {counted} — fix them before sending"
+            count = len(self.problems)
+            problems = ngettext("{count} problem", "{count} problems", count).format(count=count)
+            verdict = _("{problems}, {warnings} — fix them before sending").format(
+                problems=problems, warnings=counted
+            )
         elif self.warnings:
-            verdict = f"OK: no problems, {counted}"
+            verdict = _("OK: no problems, {warnings}").format(warnings=counted)
         else:
-            verdict = "OK: no problems"
+            verdict = _("OK: no problems")
         return "\n".join([*lines, verdict])
 
 
@@ -126,13 +131,18 @@ def check_message(
     problems += _check_text(message, text, page, article_titles)
     if issue_date < today:
         days = (today - issue_date).days
-        ago = f", {days} days ago" if days > DATE_FAR_DAYS else ""
-        doing = "you are sending" if sending else "this is"
+        ago = ", " + _("{days} days ago").format(days=days) if days > DATE_FAR_DAYS else ""
+        advice = (
+            _("if you are sending a new issue, update its 'date:'")
+            if sending
+            else _("if this is a new issue, update its 'date:'")
+        )
         warnings.append(
             Finding(
                 "date-past",
-                f"the issue is dated {issue_date.isoformat()}, before today "
-                f"({today.isoformat()}{ago}); if {doing} a new issue, update its 'date:'",
+                _("the issue is dated {date}, before today ({today}{ago}); {advice}").format(
+                    date=issue_date.isoformat(), today=today.isoformat(), ago=ago, advice=advice
+                ),
                 at.get("date", ""),
             )
         )
@@ -225,19 +235,29 @@ def _check_content(
         warnings.append(
             Finding(
                 "date-far",
-                f"the issue is dated {issue.date.isoformat()}, {(issue.date - today).days} days "
-                f"after today ({today.isoformat()}); check the year and month of 'date:'",
+                _(
+                    "the issue is dated {date}, {days} days after today ({today}); "
+                    "check the year and month of 'date:'"
+                ).format(
+                    date=issue.date.isoformat(),
+                    days=(issue.date - today).days,
+                    today=today.isoformat(),
+                ),
                 date_at,
             )
         )
     if not issue.agenda:
         last = max((e.date for e in issue.all_events), default=None)
-        latest = f" (the last one is on {last.isoformat()})" if last else ""
+        latest = (
+            " " + _("(the last one is on {date})").format(date=last.isoformat()) if last else ""
+        )
         warnings.append(
             Finding(
                 "no-events",
-                f"no event in the agenda is on or after the issue date {issue.date.isoformat()}"
-                f"{latest}, so the e-mail's agenda is empty; check 'date:' or add events",
+                _(
+                    "no event in the agenda is on or after the issue date {date}{latest}, "
+                    "so the e-mail's agenda is empty; check 'date:' or add events"
+                ).format(date=issue.date.isoformat(), latest=latest),
                 date_at,
             )
         )
@@ -250,21 +270,27 @@ def _check_content(
             warnings.append(
                 Finding(
                     "event-before-issue",
-                    f"the event '{event.id}' is on {event.date.isoformat()}, before the issue "
-                    f"date {issue.date.isoformat()}; readers would be invited to something "
-                    "that is over: link a later event or remove the 'event:' line",
+                    _(
+                        "the event '{id}' is on {date}, before the issue date {issue_date}; "
+                        "readers would be invited to something that is over: link a later "
+                        "event or remove the 'event:' line"
+                    ).format(
+                        id=event.id, date=event.date.isoformat(), issue_date=issue.date.isoformat()
+                    ),
                     where,
-                    f"agenda {event.source}",
+                    _("agenda {where}").format(where=event.source),
                 )
             )
         elif event.date < today:
             warnings.append(
                 Finding(
                     "event-past",
-                    f"the event '{event.id}' was on {event.date.isoformat()}, before today "
-                    f"({today.isoformat()}): link a later event or remove the 'event:' line",
+                    _(
+                        "the event '{id}' was on {date}, before today ({today}): "
+                        "link a later event or remove the 'event:' line"
+                    ).format(id=event.id, date=event.date.isoformat(), today=today.isoformat()),
                     where,
-                    f"agenda {event.source}",
+                    _("agenda {where}").format(where=event.source),
                 )
             )
     in_email = {e.id for e in issue.agenda} | {a.event.id for a in issue.articles if a.event}
@@ -273,9 +299,13 @@ def _check_content(
             notes.append(
                 Finding(
                     "event-unmentioned",
-                    f"the event '{event.id}' on {event.date.isoformat()} is in neither the "
-                    f"e-mail's agenda (it is before the issue date {issue.date.isoformat()}) "
-                    "nor an article; link it from an article if readers should hear of it",
+                    _(
+                        "the event '{id}' on {date} is in neither the e-mail's agenda (it is "
+                        "before the issue date {issue_date}) nor an article; link it from an "
+                        "article if readers should hear of it"
+                    ).format(
+                        id=event.id, date=event.date.isoformat(), issue_date=issue.date.isoformat()
+                    ),
                     event.source,
                 )
             )
@@ -433,8 +463,10 @@ def _check_preheader(
         return [
             Finding(
                 "preheader-missing",
-                "the issue has no preheader; inboxes then show the first text of the email: "
-                "add a line 'preheader: ...' (one sentence on what this issue brings)",
+                _(
+                    "the issue has no preheader; inboxes then show the first text of the email: "
+                    "add a line 'preheader: ...' (one sentence on what this issue brings)"
+                ),
                 at.get("issue", ""),
             )
         ], []
@@ -660,7 +692,3 @@ def _collapse(value: str) -> str:
 
 def _excerpt(value: str) -> str:
     return value if len(value) <= _EXCERPT_CHARS else value[: _EXCERPT_CHARS - 1] + "…"
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -1,42 +1,267 @@
 """The nieuwsbrief command line: parse, call one core function, turn errors into exit codes.
 
-This is the only module that imports typer.
+This is the only module that imports typer. Every text it shows goes through the gettext catalog
+(i18n.py): help texts are marked with N_ where they are declared and translated when the command
+line starts, together with Typer's own words ("Usage:", "Options", its error messages).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from . import compose as compose_mod
-from .config import Settings, load_settings
+from . import i18n
+from .config import Settings, configured_language, load_settings
 from .errors import NieuwsbriefError
+from .i18n import N_, _
 from .message import make_factory
 from .model import Brand, RenderedIssue
 
+# Answers that mean yes to a question, in either language; anything else but these means no.
+YES_ANSWERS = frozenset({"y", "yes", "j", "ja"})
+NO_ANSWERS = frozenset({"", "n", "no", "nee"})
 
-class _Group(TyperGroup):
-    """Turn every NieuwsbriefError into 'Error: ...' on stderr and its exit code, in one place."""
+# Typer's own words, translated through our catalog (its vendored click has no gettext).
+_TYPER_TEXTS = {
+    "DEPRECATED_STRING": N_("(deprecated) "),
+    "DEFAULT_STRING": N_("[default: {}]"),
+    "ENVVAR_STRING": N_("[env var: {}]"),
+    "REQUIRED_LONG_STRING": N_("[required]"),
+    "ARGUMENTS_PANEL_TITLE": N_("Arguments"),
+    "OPTIONS_PANEL_TITLE": N_("Options"),
+    "COMMANDS_PANEL_TITLE": N_("Commands"),
+    "ERRORS_PANEL_TITLE": N_("Error"),
+    "ABORTED_TEXT": N_("Aborted."),
+    "RICH_HELP": N_("Try [blue]'{command_path} {help_option}'[/] for help."),
+}
+_USAGE_PREFIX = N_("Usage: ")
+_OPTIONS_METAVAR = N_("[OPTIONS]")
+_SUBCOMMAND_METAVAR = N_("COMMAND [ARGS]...")
+_HELP_OPTION_HELP = N_("Show this message and exit.")
+
+# Typer's usage errors are English f-strings; these patterns give them back in the user's language.
+_USAGE_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), template)
+    for pattern, template in (
+        (
+            r"No such command '(?P<name>[^']*)'\. Did you mean (?P<suggestions>.*)\?",
+            N_("No such command '{name}'. Did you mean {suggestions}?"),
+        ),
+        (r"No such command '(?P<name>.*)'\.", N_("No such command '{name}'.")),
+        (r"Missing command\.", N_("Missing command.")),
+        (
+            r"Got unexpected extra argument\(s\) \((?P<args>.*)\)",
+            N_("Got unexpected extra argument(s) ({args})"),
+        ),
+        (r"Option '(?P<name>.*)' requires an argument\.", N_("Option '{name}' requires a value.")),
+        (
+            r"Option '(?P<name>.*)' requires (?P<count>\d+) arguments\.",
+            N_("Option '{name}' requires {count} values."),
+        ),
+        (
+            r"Option '(?P<name>.*)' does not take a value\.",
+            N_("Option '{name}' does not take a value."),
+        ),
+        (r"No such option: (?P<name>.*)", N_("No such option: {name}")),
+        (
+            r"(?i:file|directory|path) '(?P<path>.*)' does not exist\.",
+            N_("'{path}' does not exist."),
+        ),
+        (r"(?i:file|directory|path) '(?P<path>.*)' is a directory\.", N_("'{path}' is a folder.")),
+        (r"(?i:file|directory|path) '(?P<path>.*)' is a file\.", N_("'{path}' is a file.")),
+        (
+            r"(?i:file|directory|path) '(?P<path>.*)' is not readable\.",
+            N_("'{path}' cannot be read."),
+        ),
+        (r"Input should be a valid number.*", N_("give a number")),
+        (r"Input should be a valid integer.*", N_("give a whole number")),
+        (
+            r"Input should be greater than or equal to (?P<limit>\S+)",
+            N_("give a number of at least {limit}"),
+        ),
+        (r"Input should be greater than (?P<limit>\S+)", N_("give a number above {limit}")),
+        (
+            r"Input should be less than or equal to (?P<limit>\S+)",
+            N_("give a number of at most {limit}"),
+        ),
+        (r"Input should be less than (?P<limit>\S+)", N_("give a number below {limit}")),
+    )
+)
+
+
+def _translated_usage(message: str) -> str:
+    for pattern, template in _USAGE_ERRORS:
+        match = pattern.fullmatch(message.strip())
+        if match:
+            return _(template).format(**match.groupdict())
+    return message
+
+
+def _localise_typer() -> None:
+    """Give Typer's help panels and error box the words of the current language."""
+    from typer import rich_utils
+
+    for name, text in _TYPER_TEXTS.items():
+        setattr(rich_utils, name, _(text))
+    # Typer styles the usage line by its English prefix; give the translated one the same style.
+    usage = rf"(?P<usage>{re.escape(_(_USAGE_PREFIX))})"
+    if usage not in rich_utils.OptionHighlighter.highlights:
+        rich_utils.OptionHighlighter.highlights.append(usage)
+
+
+def _localised_error(exc: Exception) -> Exception:
+    """Return Typer's usage error `exc` with its message in the current language."""
+    from typer._click import exceptions as click_errors  # no public home for these classes
+
+    if not isinstance(exc, click_errors.UsageError) or isinstance(
+        exc, (_LocalisedUsageError, click_errors.NoArgsIsHelpError)
+    ):
+        return exc
+    _localise_typer()
+    ctx = exc.ctx
+    if isinstance(exc, click_errors.MissingParameter):
+        param = exc.param
+        name = param.get_error_hint() if param is not None else ""
+        kind = exc.param_type or (param.param_type_name if param is not None else "")
+        template = (
+            N_("Missing argument {name}.") if kind == "argument" else N_("Missing option {name}.")
+        )
+        message = _(template).format(name=name)
+    elif isinstance(exc, click_errors.NoSuchOption):
+        message = _translated_usage(exc.message)
+        if exc.possibilities:
+            options = ", ".join(sorted(exc.possibilities))
+            message += " " + _("(did you mean {options}?)").format(options=options)
+    elif isinstance(exc, click_errors.BadParameter):
+        param = exc.param
+        hint = exc.param_hint or (param.get_error_hint() if param is not None else None)
+        name = hint if isinstance(hint, str) else " / ".join(repr(h) for h in hint or ())
+        reason = _translated_usage(exc.message)
+        if name:
+            message = _("Invalid value for {name}: {reason}").format(name=name, reason=reason)
+        else:
+            message = _("Invalid value: {reason}").format(reason=reason)
+    else:
+        message = _translated_usage(exc.format_message())
+    localised = _LocalisedUsageError(message, ctx)
+    localised.exit_code = exc.exit_code
+    return localised
+
+
+class _LocalisedUsageError(typer.BadParameter):
+    """A usage error whose message is already in the user's language."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+class _LocalisedHelp:
+    """Help output in the current language: usage prefix, help option, Typer's panel titles."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.help = _(_HELP_OPTION_HELP)
+            option.metavar = ""  # a flag takes no value: no "<bool>" placeholder
+        return option
+
+    def format_usage(self, ctx: Any, formatter: Any) -> None:
+        pieces = self.collect_usage_pieces(ctx)  # type: ignore[attr-defined]
+        formatter.write_usage(ctx.command_path, " ".join(pieces), prefix=_(_USAGE_PREFIX))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _localise_typer()
+        super().format_help(ctx, formatter)  # type: ignore[misc]
+
+
+class _Command(_LocalisedHelp, TyperCommand):
+    """A command whose help is in the user's language."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except Exception as exc:
+            raise _localised_error(exc) from None
+
+
+class _Group(_LocalisedHelp, TyperGroup):
+    """The command groups: the user's language, and every NieuwsbriefError turned into 'Error: ...'
+    on stderr and its exit code, in one place."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # The language must be known before parsing: --help and usage errors speak it too.
+        i18n.setup(configured_language())
+        _localise_tree(self)
+        return super().main(*args, **kwargs)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except Exception as exc:
+            raise _localised_error(exc) from None
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except Exception as exc:
+            raise _localised_error(exc) from None
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except NieuwsbriefError as exc:
-            typer.echo(f"Error: {exc}", err=True)
+            typer.echo(_("Error: {message}").format(message=exc), err=True)
             raise typer.Exit(exc.exit_code) from None
+
+
+def _no_type(ctx: Any) -> None:
+    return None
+
+
+def _localise_tree(command: Any) -> None:
+    """Translate the help texts and placeholders of `command` and its subcommands in place.
+
+    Typer builds a fresh command tree for every run, so the English originals are never lost.
+    """
+    for attr in ("help", "short_help", "epilog"):
+        text = getattr(command, attr, None)
+        if text:
+            setattr(command, attr, _(text))
+    if command.options_metavar:
+        command.options_metavar = _(_OPTIONS_METAVAR)
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = _(param.help)
+        if param.metavar:
+            param.metavar = _(param.metavar)
+        elif getattr(param, "is_flag", False):
+            param.metavar = ""  # a flag takes no value: no "<bool>" placeholder
+        if param.param_type_name == "argument":
+            # An argument's metavar already says what it is; Typer would add "<path>" beside it.
+            param.display_type_rich = _no_type
+    if isinstance(command, TyperGroup):
+        command.subcommand_metavar = _(_SUBCOMMAND_METAVAR)
+        for sub in command.commands.values():
+            _localise_tree(sub)
 
 
 app = typer.Typer(
     cls=_Group,
-    help="Compose and send the Bureau | Kennis newsletter from Markdown articles and an agenda.",
+    help=N_(
+        "Compose and send the Bureau | Kennis newsletter from Markdown articles and an agenda."
+    ),
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_show_locals=False,  # locals may hold the SMTP password
 )
 
@@ -47,13 +272,15 @@ def _root(
         Path | None,
         typer.Option(
             "--home",
-            help="The newsletter home (folder with nieuwsbrief.toml). Default: found by "
-            "walking up from the issue folder or the current folder.",
+            help=N_(
+                "The newsletter home (folder with nieuwsbrief.toml). Default: found by "
+                "walking up from the issue folder or the current folder."
+            ),
+            metavar=N_("FOLDER"),
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Compose and send the Bureau | Kennis newsletter from Markdown articles and an agenda."""
     if home is not None:
         os.environ["NIEUWSBRIEF_HOME"] = str(home.resolve())
 
@@ -61,7 +288,8 @@ def _root(
 IssueDir = Annotated[
     Path,
     typer.Argument(
-        help="The issue folder with issue.yaml and the articles, e.g. issues/2012-05.",
+        help=N_("The issue folder with issue.yaml and the articles, e.g. issues/2012-05."),
+        metavar=N_("ISSUE_DIR"),
         show_default=False,
     ),
 ]
@@ -69,10 +297,26 @@ AgendaOption = Annotated[
     Path | None,
     typer.Option(
         "--agenda",
-        help="Agenda file (.yaml or .csv). Default: agenda.yaml beside the issue folder.",
+        help=N_("Agenda file (.yaml or .csv). Default: agenda.yaml beside the issue folder."),
+        metavar=N_("FILE"),
         show_default=False,
     ),
 ]
+
+
+def _confirm(question: str) -> bool:
+    """Ask a yes/no question on the terminal; j/ja and y/yes mean yes, Enter means no."""
+    hint = _("[y/N]")
+    while True:
+        answer = typer.prompt(
+            f"{question} {hint}", default="", show_default=False, prompt_suffix=" "
+        )
+        answer = answer.strip().casefold()
+        if answer in YES_ANSWERS:
+            return True
+        if answer in NO_ANSWERS:
+            return False
+        typer.echo(_("Please answer y (yes) or n (no)."), err=True)
 
 
 def _settings(start: Path | None = None, *, writes: bool = False) -> Settings:
@@ -84,10 +328,12 @@ def _settings(start: Path | None = None, *, writes: bool = False) -> Settings:
     from .home import find_home
 
     if start is not None and not start.is_dir():
-        raise ContentError(start, "is not an issue folder (it does not exist or is a file)")
+        raise ContentError(start, _("is not an issue folder (it does not exist or is a file)"))
     settings = load_settings(home=find_home(start), create_secret=writes)
+    if settings.language:
+        i18n.setup(settings.language)  # the home of the issue folder may say more than the cwd's
     for notice in settings.notices:
-        typer.echo(f"Note: {notice}", err=True)
+        typer.echo(_("Note: {notice}").format(notice=notice), err=True)
     return settings
 
 
@@ -108,6 +354,10 @@ def _command_line() -> str:
     return shlex.join([*words, *sys.argv[1:]])
 
 
+def _warn(text: str) -> None:
+    typer.echo(_("Warning: {warning}").format(warning=text), err=True)
+
+
 def _factory_maker(settings: Settings, subject_prefix: str = "") -> compose_mod.FactoryMaker:
     def make(rendered: RenderedIssue, brand: Brand) -> Any:
         return make_factory(
@@ -124,21 +374,26 @@ def _factory_maker(settings: Settings, subject_prefix: str = "") -> compose_mod.
     return make
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    help=N_(
+        "Turn an issue folder into email.html, email.txt and preview.eml (one sample message).\n\n"
+        "Then runs the same check as `check`: exit code 1 on problems (the files are written)."
+    ),
+)
 def compose(
     issue_dir: IssueDir,
     agenda: AgendaOption = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Where to write the files. Default: ISSUE_DIR/out.", show_default=False
+            "--out",
+            help=N_("Where to write the files. Default: ISSUE_DIR/out."),
+            metavar=N_("FOLDER"),
+            show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Turn an issue folder into email.html, email.txt and preview.eml (one sample message).
-
-    Then runs the same check as `check`: exit code 1 on problems (the files are written).
-    """
     from .check import check_composed
 
     settings = _settings(issue_dir)
@@ -161,50 +416,69 @@ SubscribersOption = Annotated[
     Path | None,
     typer.Option(
         "--subscribers",
-        help="Subscriber list: CSV from Excel or a CRM (',' ';' or tab; UTF-8 or Windows-1252).",
+        help=N_(
+            "Subscriber list: CSV from Excel or a CRM (',' ';' or tab; UTF-8 or Windows-1252)."
+        ),
+        metavar=N_("FILE"),
         show_default=False,
     ),
 ]
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    help=N_(
+        "Send an issue to every subscriber, once; re-run the same command to resume.\n\n"
+        "Example: nieuwsbrief send issues/2012-05 --subscribers abonnees.csv"
+    ),
+)
 def send(
     issue_dir: IssueDir,
     subscribers: SubscribersOption = None,
     agenda: AgendaOption = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Build and check every message; connect to nothing.")
+        bool,
+        typer.Option("--dry-run", help=N_("Build and check every message; connect to nothing.")),
     ] = False,
     test: Annotated[
         list[str] | None,
         typer.Option(
             "--test",
-            help="Send one proof to ADDRESS, subject prefixed [TEST]; not recorded. Repeatable.",
-            metavar="ADDRESS",
+            help=N_(
+                "Send one proof to ADDRESS, subject prefixed [TEST]; not recorded. Repeatable."
+            ),
+            metavar=N_("ADDRESS"),
             show_default=False,
         ),
     ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before sending.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help=N_("Do not ask before sending."))
+    ] = False,
     rate: Annotated[
         float | None,
         typer.Option(
             "--rate",
             min=0.01,
-            help="Messages per second, across all connections.",
+            help=N_("Messages per second, across all connections."),
+            metavar="N",
             show_default=False,
         ),
     ] = None,
     connections: Annotated[
-        int, typer.Option("--connections", min=1, max=64, help="Parallel SMTP connections.")
+        int,
+        typer.Option(
+            "--connections", min=1, max=64, help=N_("Parallel SMTP connections."), metavar="N"
+        ),
     ] = 4,
     retry_failed: Annotated[
-        bool, typer.Option("--retry-failed", help="Send again only to the recipients that failed.")
+        bool,
+        typer.Option("--retry-failed", help=N_("Send again only to the recipients that failed.")),
     ] = False,
     force: Annotated[
         bool,
         typer.Option(
             "--force",
-            help="Send although the check found problems, or the issue changed mid-send.",
+            help=N_("Send although the check found problems, or the issue changed mid-send."),
         ),
     ] = False,
     retry_window: Annotated[
@@ -212,15 +486,11 @@ def send(
         typer.Option(
             "--retry-window",
             min=0,
-            metavar="SECONDS",
-            help="How long temporary (4xx) refusals are retried before they count as deferred.",
+            metavar=N_("SECONDS"),
+            help=N_("How long temporary (4xx) refusals are retried before they count as deferred."),
         ),
     ] = 240,
 ) -> None:
-    """Send an issue to every subscriber, once; re-run the same command to resume.
-
-    Example: nieuwsbrief send issues/2012-05 --subscribers abonnees.csv
-    """
     import signal
     import threading
 
@@ -229,8 +499,10 @@ def send(
     interactive = sys.stdin.isatty()
     if not (yes or dry_run or test or interactive):
         raise NieuwsbriefError(
-            "refusing to send without a terminal to confirm on; add --yes to send, "
-            "or --dry-run to check"
+            _(
+                "refusing to send without a terminal to confirm on; add --yes to send, "
+                "or --dry-run to check"
+            )
         )
     settings = _settings(issue_dir, writes=not dry_run)
     request = SendRequest(
@@ -248,14 +520,17 @@ def send(
     )
     if not settings.uses_smtp and not dry_run:
         typer.echo(
-            f"No NIEUWSBRIEF_SMTP_HOST is set: messages go into the {settings.server_label} "
-            "(a Maildir; open it with a mail program or `nieuwsbrief preview`).",
+            _(
+                "No NIEUWSBRIEF_SMTP_HOST is set: messages go into the {outbox} "
+                "(a Maildir; open it with a mail program or `nieuwsbrief preview`)."
+            ).format(outbox=settings.server_label),
             err=True,
         )
 
     def confirm(plan: Any) -> bool:
         typer.echo(plan.describe())
-        return yes or typer.confirm("Send now?", default=False)
+        # No is an answer, not an error: send_issue reports "Nothing was sent." and exit code 0.
+        return yes or _confirm(_("Send now?"))
 
     progress = _ProgressPrinter(sys.stderr.isatty())
     stop = threading.Event()
@@ -274,7 +549,7 @@ def send(
             lambda prefix: _factory_maker(settings, prefix),
             confirm=confirm,
             progress=progress,
-            warn=lambda text: typer.echo(f"Warning: {text}", err=True),
+            warn=_warn,
             stop=stop,
         )
     finally:
@@ -283,7 +558,10 @@ def send(
     typer.echo(report.describe())
     if report.interrupted or terminated:
         typer.echo(
-            f"Interrupted. Run the same command again to continue: {request.command}", err=True
+            _("Interrupted. Run the same command again to continue: {command}").format(
+                command=request.command
+            ),
+            err=True,
         )
         raise typer.Exit(143 if terminated else 130)
     raise typer.Exit(report.exit_code)
@@ -296,7 +574,7 @@ class _ProgressPrinter:
         import time
 
         self._tty = tty
-        self._clock = time.monotonic
+        self._clock: Callable[[], float] = time.monotonic
         self._started = self._clock()
         self._last = 0.0
         self._shown = False
@@ -309,33 +587,45 @@ class _ProgressPrinter:
         elapsed = max(now - self._started, 1e-6)
         rate = done / elapsed
         eta = (total - done) / rate if rate > 0 else 0.0
+        numbers = {"done": done, "total": total, "rate": f"{rate:.0f}", "eta": f"{eta:.0f}"}
         if self._tty:
             width = 30
             filled = int(width * done / total) if total else width
             bar = "#" * filled + "-" * (width - filled)
-            typer.echo(
-                f"\r[{bar}] {done}/{total}  {rate:.0f} msg/s  ETA {eta:.0f} s ",
-                err=True,
-                nl=False,
-            )
+            line = _("{done}/{total}  {rate} msg/s  ETA {eta} s").format(**numbers)
+            typer.echo(f"\r[{bar}] {line} ", err=True, nl=False)
             self._shown = True
         else:
-            typer.echo(f"sent {done}/{total} ({rate:.0f} msg/s, ETA {eta:.0f} s)", err=True)
+            typer.echo(
+                _("sent {done}/{total} ({rate} msg/s, ETA {eta} s)").format(**numbers), err=True
+            )
 
     def close(self) -> None:
         if self._shown:
             typer.echo("", err=True)
 
 
-subscribers_app = typer.Typer(help="Work with subscriber lists.", no_args_is_help=True)
+subscribers_app = typer.Typer(
+    cls=_Group, help=N_("Work with subscriber lists."), no_args_is_help=True
+)
 app.add_typer(subscribers_app, name="subscribers")
 
 
-@subscribers_app.command("check")
+@subscribers_app.command(
+    "check",
+    cls=_Command,
+    help=N_(
+        "Report what a subscriber list holds: valid, invalid (with line), duplicate, unsubscribed."
+    ),
+)
 def subscribers_check(
-    file: Annotated[Path, typer.Argument(help="The subscriber list (CSV).", show_default=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help=N_("The subscriber list (CSV)."), metavar=N_("FILE"), show_default=False
+        ),
+    ],
 ) -> None:
-    """Report what a subscriber list holds: valid, invalid (with line), duplicate, unsubscribed."""
     from .addresses import normalise_address
     from .subscribers import format_report, load_subscribers
     from .suppression import SuppressionList
@@ -347,12 +637,19 @@ def subscribers_check(
     typer.echo(format_report(listed, suppressed=count))
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    help=N_(
+        "Unsubscribe people who asked by mail or phone; they are never mailed again.\n\n"
+        'Example: nieuwsbrief unsubscribe jan@gemeente.nl "Re: afmelden 1AbC..."'
+    ),
+)
 def unsubscribe(
     items: Annotated[
         list[str] | None,
         typer.Argument(
-            help="Addresses, unsubscribe tokens or pasted mail subjects ('afmelden 1AbC...').",
+            help=N_("Addresses, unsubscribe tokens or pasted mail subjects ('afmelden 1AbC...')."),
+            metavar=N_("ADDRESS_OR_TOKEN"),
             show_default=False,
         ),
     ] = None,
@@ -360,28 +657,27 @@ def unsubscribe(
         Path | None,
         typer.Option(
             "--from-file",
-            help="A file with one address or token per line, or a CSV with an e-mail column.",
+            help=N_("A file with one address or token per line, or a CSV with an e-mail column."),
+            metavar=N_("FILE"),
             show_default=False,
         ),
     ] = None,
     show_list: Annotated[
-        bool, typer.Option("--list", help="Show every unsubscribed address.")
+        bool, typer.Option("--list", help=N_("Show every unsubscribed address."))
     ] = False,
     remove: Annotated[
         str | None,
         typer.Option(
             "--remove",
-            metavar="ADDRESS",
-            help="Subscribe ADDRESS again (after a mistake); asks first unless --yes.",
+            metavar=N_("ADDRESS"),
+            help=N_("Subscribe ADDRESS again (after a mistake); asks first unless --yes."),
             show_default=False,
         ),
     ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before --remove.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help=N_("Do not ask before --remove."))
+    ] = False,
 ) -> None:
-    """Unsubscribe people who asked by mail or phone; they are never mailed again.
-
-    Example: nieuwsbrief unsubscribe jan@gemeente.nl "Re: afmelden 1AbC..."
-    """
     from .unsubscribe import list_report, remove_address, unsubscribe_items
 
     settings = _settings()
@@ -389,8 +685,9 @@ def unsubscribe(
         typer.echo(list_report(settings))
         return
     if remove is not None:
-        if not yes and not typer.confirm(f"Subscribe {remove} again?", default=False):
-            raise NieuwsbriefError(f"{remove} stays unsubscribed")
+        if not yes and not _confirm(_("Subscribe {address} again?").format(address=remove)):
+            typer.echo(_("{address} stays unsubscribed.").format(address=remove))
+            return
         typer.echo(remove_address(settings, remove))
         return
     report, ok = unsubscribe_items(settings, list(items or ()), from_file)
@@ -399,37 +696,47 @@ def unsubscribe(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    help=N_(
+        "Read the returns mailbox; bounces, complaints and mailed unsubscribes suppress "
+        "addresses.\n\n"
+        "IMAP settings: NIEUWSBRIEF_IMAP_HOST, _PORT, _USER, _PASSWORD, _FOLDER, _SECURITY. "
+        "Processed messages are marked ($NbProcessed keyword; Maildir: moved to .verwerkt/)."
+    ),
+)
 def mailbox(
     maildir: Annotated[
         Path | None,
         typer.Option(
-            "--maildir", help="Read this local Maildir instead of IMAP.", show_default=False
+            "--maildir",
+            help=N_("Read this local Maildir instead of IMAP."),
+            metavar=N_("FOLDER"),
+            show_default=False,
         ),
     ] = None,
     mbox: Annotated[
         Path | None,
         typer.Option(
-            "--mbox", help="Read this mbox file (an export) instead of IMAP.", show_default=False
+            "--mbox",
+            help=N_("Read this mbox file (an export) instead of IMAP."),
+            metavar=N_("FILE"),
+            show_default=False,
         ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would happen; change nothing.")
+        bool, typer.Option("--dry-run", help=N_("Show what would happen; change nothing."))
     ] = False,
     csv_path: Annotated[
         Path | None,
         typer.Option(
             "--csv",
-            help="Write the actions here (default: in the state folder).",
+            help=N_("Write the actions here (default: in the state folder)."),
+            metavar=N_("FILE"),
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Read the returns mailbox; bounces, complaints and mailed unsubscribes suppress addresses.
-
-    IMAP settings: NIEUWSBRIEF_IMAP_HOST, _PORT, _USER, _PASSWORD, _FOLDER, _SECURITY.
-    Processed messages are marked ($NbProcessed keyword; Maildir: moved to .verwerkt/).
-    """
     from .returns.run import run_mailbox
 
     report = run_mailbox(
@@ -438,29 +745,46 @@ def mailbox(
     typer.echo(report.describe())
 
 
-@app.command("unsubscribe-server")
+@app.command(
+    "unsubscribe-server",
+    cls=_Command,
+    help=N_("Run the one-click unsubscribe endpoint (RFC 8058) for NIEUWSBRIEF_UNSUBSCRIBE_URL."),
+)
 def unsubscribe_server(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help=N_("Address to listen on."), metavar=N_("ADDRESS"))
+    ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port).")
+        int,
+        typer.Option(
+            "--port", min=0, max=65535, help=N_("Port (0: any free port)."), metavar=N_("PORT")
+        ),
     ] = 8025,
     timeout: Annotated[
         int,
         typer.Option(
-            "--timeout", min=1, help="Seconds before an idle or too slow connection is closed."
+            "--timeout",
+            min=1,
+            help=N_("Seconds before an idle or too slow connection is closed."),
+            metavar=N_("SECONDS"),
         ),
     ] = 30,
     max_connections: Annotated[
         int,
         typer.Option(
-            "--max-connections", min=1, help="Open connections at most; more wait their turn."
+            "--max-connections",
+            min=1,
+            help=N_("Open connections at most; more wait their turn."),
+            metavar="N",
         ),
     ] = 2000,
     threads: Annotated[
-        int, typer.Option("--threads", min=1, help="Requests handled at the same time.")
+        int,
+        typer.Option(
+            "--threads", min=1, help=N_("Requests handled at the same time."), metavar="N"
+        ),
     ] = 8,
 ) -> None:
-    """Run the one-click unsubscribe endpoint (RFC 8058) for NIEUWSBRIEF_UNSUBSCRIBE_URL."""
     from .unsubscribe import run_server
     from .unsubscribe_app import ServerLimits
 
@@ -468,23 +792,33 @@ def unsubscribe_server(
     run_server(_settings(), host, port, limits, announce=typer.echo)
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    help=N_("Show the issue in the browser as recipients get it; it follows every saved change."),
+)
 def preview(
     issue_dir: IssueDir,
     port: Annotated[
-        int, typer.Option(help="Port to listen on; the next free one if it is in use.")
+        int,
+        typer.Option(
+            help=N_("Port to listen on; the next free one if it is in use."), metavar=N_("PORT")
+        ),
     ] = 8000,
     host: Annotated[
-        str, typer.Option(help="Address to listen on; keep the loopback default.")
+        str,
+        typer.Option(
+            help=N_("Address to listen on; keep the loopback default."), metavar=N_("ADDRESS")
+        ),
     ] = "127.0.0.1",
     no_browser: Annotated[
-        bool, typer.Option("--no-browser", help="Do not open the web browser.")
+        bool, typer.Option("--no-browser", help=N_("Do not open the web browser."))
     ] = False,
     subscribers: Annotated[
         Path | None,
         typer.Option(
             "--subscribers",
-            help="Subscriber list (CSV) to preview the message for any of its rows.",
+            help=N_("Subscriber list (CSV) to preview the message for any of its rows."),
+            metavar=N_("FILE"),
             exists=True,
             dir_okay=False,
             show_default=False,
@@ -492,7 +826,6 @@ def preview(
     ] = None,
     agenda: AgendaOption = None,
 ) -> None:
-    """Show the issue in the browser as recipients get it; it follows every saved change."""
     from . import preview as preview_mod
 
     settings = _settings(issue_dir)
@@ -509,26 +842,33 @@ def preview(
     )
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    help=N_(
+        "Build the web edition: every issue as a web page, the agenda with calendar files, "
+        "feeds.\n\n"
+        "The same content gives byte-identical files; upload the folder to NIEUWSBRIEF_WEB_URL."
+    ),
+)
 def publish(
     home: Annotated[
         Path | None,
         typer.Argument(
-            help="A folder inside the newsletter home. Default: the current folder.",
+            help=N_("A folder inside the newsletter home. Default: the current folder."),
+            metavar=N_("FOLDER"),
             show_default=False,
         ),
     ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Where to write the site. Default: site/ in the home.", show_default=False
+            "--out",
+            help=N_("Where to write the site. Default: site/ in the home."),
+            metavar=N_("FOLDER"),
+            show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Build the web edition: every issue as a web page, the agenda with calendar files, feeds.
-
-    The same content gives byte-identical files; upload the folder to NIEUWSBRIEF_WEB_URL.
-    """
     from .web import publish as publish_site
 
     settings = _settings(home)
@@ -537,12 +877,14 @@ def publish(
     typer.echo(report.describe())
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    help=N_(
+        "Check an issue as the sample subscriber gets it: size, preheader, images, links, ...\n\n"
+        "Writes nothing. Exit code 0 when there are no problems (warnings allowed), 1 otherwise."
+    ),
+)
 def check(issue_dir: IssueDir, agenda: AgendaOption = None) -> None:
-    """Check an issue as the sample subscriber gets it: size, preheader, images, links, ...
-
-    Writes nothing. Exit code 0 when there are no problems (warnings allowed), 1 otherwise.
-    """
     from .check import check_issue
 
     settings = _settings(issue_dir)
@@ -557,64 +899,89 @@ def check(issue_dir: IssueDir, agenda: AgendaOption = None) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    help=N_(
+        "Show what went out: per issue delivered, failed, deferred, still to send, how to go on."
+    ),
+)
 def status(
     issue: Annotated[
         str | None,
         typer.Argument(
-            help="An issue folder (or its id). Default: a table of every issue.",
+            help=N_("An issue folder (or its id). Default: a table of every issue."),
+            metavar=N_("ISSUE"),
             show_default=False,
         ),
     ] = None,
 ) -> None:
-    """Show what went out: per issue delivered, failed, deferred, still to send, how to go on."""
     from .status import status_report
 
     start = Path(issue) if issue and Path(issue).is_dir() else None
     typer.echo(status_report(_settings(start), issue))
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    help=N_(
+        "Make a newsletter home: nieuwsbrief.toml, issues/ and an agenda, .env.example, .gitignore."
+    ),
+)
 def init(
     folder: Annotated[
-        Path, typer.Argument(help="Where to make the newsletter home.", show_default=False)
+        Path,
+        typer.Argument(
+            help=N_("Where to make the newsletter home."), metavar=N_("FOLDER"), show_default=False
+        ),
     ] = Path("."),
     name: Annotated[
         str,
-        typer.Option("--name", help="The newsletter's name. Default: from the folder name."),
+        typer.Option(
+            "--name",
+            help=N_("The newsletter's name. Default: from the folder name."),
+            metavar=N_("NAME"),
+        ),
     ] = "",
 ) -> None:
-    """Make a newsletter home: nieuwsbrief.toml, issues/ and an agenda, .env.example, .gitignore."""
     from .scaffold import init_home
 
     written = init_home(folder, name)
-    typer.echo(f"Made a newsletter home in {folder.resolve()}:")
+    typer.echo(_("Made a newsletter home in {folder}:").format(folder=folder.resolve()))
     for path in written:
         typer.echo(f"  {path}")
-    typer.echo(f"Next: cd {shlex.quote(str(folder))} && nieuwsbrief new")
+    typer.echo(
+        _("Next: {command}").format(command=f"cd {shlex.quote(str(folder))} && nieuwsbrief new")
+    )
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    help=N_("Start the next issue in this home: issues/YYYY-MM with issue.yaml and one article."),
+)
 def new(
     slug: Annotated[
         str,
         typer.Argument(
-            help="Added to the folder name, for a second issue in a month (2026-12-extra).",
+            help=N_("Added to the folder name, for a second issue in a month (2026-12-extra)."),
+            metavar=N_("SUFFIX"),
             show_default=False,
         ),
     ] = "",
 ) -> None:
-    """Start the next issue in this home: issues/YYYY-MM with issue.yaml and one article."""
     from .scaffold import new_issue
 
     settings = _settings()
     assert settings.home is not None
     written = new_issue(settings.home, slug)
-    typer.echo("Started a new issue:")
+    typer.echo(_("Started a new issue:"))
     for path in written:
         typer.echo(f"  {settings.home.display(path)}")
     folder = settings.home.display(written[0].parent)
-    typer.echo(f"Next: write it, then nieuwsbrief compose {shlex.quote(folder)}")
+    typer.echo(
+        _("Next: write it, then {command}").format(
+            command=f"nieuwsbrief compose {shlex.quote(folder)}"
+        )
+    )
 
 
 def main() -> None:

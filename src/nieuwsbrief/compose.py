@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from .content import load_issue
+from .i18n import _
 from .message import MessageFactory
 from .model import Brand, Issue, RenderedIssue, Subscriber
 from .render import default_templates_dir, load_brand, render_issue
@@ -124,13 +125,16 @@ def summary(composed: Composed, written: list[Path]) -> str:
     """Return the short report that compose prints."""
     issue = composed.issue
     lines = [
-        f"Composed {issue.path}",
-        f"  Subject:  {issue.subject}",
-        f"  Articles: {len(issue.articles)}",
+        _("Composed {path}").format(path=issue.path),
+        _("  Subject:  {subject}").format(subject=issue.subject),
+        _("  Articles: {count}").format(count=len(issue.articles)),
         *(f"    {n}. {a.title}" for n, a in enumerate(issue.articles, start=1)),
-        f"  Events:   {len(issue.agenda)} on or after {issue.date.isoformat()}",
-        f"  HTML:     {composed.html_part_bytes / 1024:.1f} KB as sent "
-        "(Gmail clips messages over about 102 KB)",
-        f"  Wrote:    {', '.join(str(p) for p in written)}",
+        _("  Events:   {count} on or after {date}").format(
+            count=len(issue.agenda), date=issue.date.isoformat()
+        ),
+        _("  HTML:     {size} KB as sent (Gmail clips messages over about 102 KB)").format(
+            size=f"{composed.html_part_bytes / 1024:.1f}"
+        ),
+        _("  Wrote:    {files}").format(files=", ".join(str(p) for p in written)),
     ]
     return "\n".join(lines)

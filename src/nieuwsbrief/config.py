@@ -24,8 +24,9 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 from email_validator import EmailNotValidError, validate_email
 
-from nieuwsbrief.errors import ConfigError
-from nieuwsbrief.home import Home
+from nieuwsbrief.errors import ConfigError, NieuwsbriefError
+from nieuwsbrief.home import Home, find_home
+from nieuwsbrief.i18n import LANGUAGES, _
 from nieuwsbrief.tokens import MAX_LOCAL_PART, VERP_TOKEN_LENGTH
 
 Security = Literal["starttls", "ssl", "none"]
@@ -62,6 +63,7 @@ KNOWN_VARIABLES = (
     "NIEUWSBRIEF_SMTP_CONNECT_TIMEOUT",
     "NIEUWSBRIEF_SMTP_TIMEOUT",
     "NIEUWSBRIEF_SMTP_DATA_TIMEOUT",
+    "NIEUWSBRIEF_LANGUAGE",
 )
 # Never echo these back: not in errors, notices or repr.
 SECRET_VARIABLES = ("NIEUWSBRIEF_SMTP_PASSWORD", "NIEUWSBRIEF_SECRET", "NIEUWSBRIEF_IMAP_PASSWORD")
@@ -114,6 +116,7 @@ class Settings:
     smtp_connect_timeout: int = 30
     smtp_timeout: int = 60
     smtp_data_timeout: int = 120
+    language: str | None = None  # "nl" or "en" for the command line; None: follow the locale
 
     @property
     def uses_smtp(self) -> bool:
@@ -124,7 +127,9 @@ class Settings:
     def server_label(self) -> str:
         """Describe where messages go, for confirmations and logs."""
         if self.smtp_host is None:
-            return f"local outbox {_display_path(self.outbox_dir, self.base_dir)}"
+            return _("local outbox {path}").format(
+                path=_display_path(self.outbox_dir, self.base_dir)
+            )
         host = f"[{self.smtp_host}]" if ":" in self.smtp_host else self.smtp_host
         return f"{host}:{self.smtp_port} ({self.smtp_security})"
 
@@ -160,6 +165,7 @@ def load_settings(
         value = value.strip() if value is not None else None
         return value or None
 
+    language = _parse_language(get("NIEUWSBRIEF_LANGUAGE"), errors)
     smtp_host = get("NIEUWSBRIEF_SMTP_HOST")
     security = _parse_security(get("NIEUWSBRIEF_SMTP_SECURITY"), errors)
     smtp_port = _parse_int(
@@ -185,23 +191,31 @@ def load_settings(
     smtp_password = values.get("NIEUWSBRIEF_SMTP_PASSWORD") or None
     if smtp_user and not smtp_password:
         errors.append(
-            "NIEUWSBRIEF_SMTP_USER is set but NIEUWSBRIEF_SMTP_PASSWORD is not; set both or neither"
+            _("{set} is set but {unset} is not; set both or neither").format(
+                set="NIEUWSBRIEF_SMTP_USER", unset="NIEUWSBRIEF_SMTP_PASSWORD"
+            )
         )
     if smtp_password and not smtp_user:
         errors.append(
-            "NIEUWSBRIEF_SMTP_PASSWORD is set but NIEUWSBRIEF_SMTP_USER is not; set both or neither"
+            _("{set} is set but {unset} is not; set both or neither").format(
+                set="NIEUWSBRIEF_SMTP_PASSWORD", unset="NIEUWSBRIEF_SMTP_USER"
+            )
         )
     if smtp_host and smtp_user and security == "none" and not _is_loopback(smtp_host):
         errors.append(
-            f"NIEUWSBRIEF_SMTP_SECURITY: 'none' with a login to {smtp_host}: credentials are "
-            "never sent without TLS; use starttls or ssl"
+            _(
+                "NIEUWSBRIEF_SMTP_SECURITY: 'none' with a login to {host}: credentials are "
+                "never sent without TLS; use starttls or ssl"
+            ).format(host=smtp_host)
         )
     if isinstance(smtp_port, int) and smtp_host:
         expected = "ssl" if smtp_port == 465 else "starttls" if smtp_port == 587 else security
         if expected != security:
             notices.append(
-                f"Warning: port {smtp_port} usually means NIEUWSBRIEF_SMTP_SECURITY={expected}, "
-                f"not {security}"
+                _(
+                    "Warning: port {port} usually means NIEUWSBRIEF_SMTP_SECURITY={expected}, "
+                    "not {security}"
+                ).format(port=smtp_port, expected=expected, security=security)
             )
 
     from_address = _parse_address("NIEUWSBRIEF_FROM", get("NIEUWSBRIEF_FROM"), errors)
@@ -241,12 +255,14 @@ def load_settings(
 
     if errors:
         raise ConfigError(
-            "Invalid settings:\n"
+            _("Invalid settings:")
+            + "\n"
             + "".join(f"  {e}\n" for e in errors)
             # A typo in a name ("..._SMTP_PASS") often explains an error above it.
             + "".join(f"  {n}\n" for n in notices)
-            + "Fix them in the environment or in "
-            + (str(env_path) if env_path else ".env")
+            + _("Fix them in the environment or in {file}").format(
+                file=str(env_path) if env_path else ".env"
+            )
         )
     assert secret is not None  # every path without a secret added an error above
 
@@ -276,6 +292,7 @@ def load_settings(
         smtp_connect_timeout=cast(int, timeouts[0]),
         smtp_timeout=cast(int, timeouts[1]),
         smtp_data_timeout=cast(int, timeouts[2]),
+        language=language,
     )
 
 
@@ -293,15 +310,17 @@ def _config_file_values(home: Home, errors: list[str]) -> dict[str, str]:
         where = f"{where_file}:{line}" if line else str(where_file)
         if name in SECRET_VARIABLES:
             errors.append(
-                f"{where}: '{key}' is a secret and does not belong in the config file, which is "
-                f"kept in git; put {name}=... in {home.root / '.env'} (chmod 600)"
+                _(
+                    "{where}: '{key}' is a secret and does not belong in the config file, which "
+                    "is kept in git; put {name}=... in {env} (chmod 600)"
+                ).format(where=where, key=key, name=name, env=home.root / ".env")
             )
             continue
         if name not in KNOWN_VARIABLES or name == "NIEUWSBRIEF_HOME":
             known = sorted(n.removeprefix(PREFIX).lower() for n in KNOWN_VARIABLES)
             close = difflib.get_close_matches(key.lower(), known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            errors.append(f"{where}: unknown key '{key}'{hint}")
+            hint = " " + _("(did you mean {name}?)").format(name=close[0]) if close else ""
+            errors.append(_("{where}: unknown key '{key}'").format(where=where, key=key) + hint)
             continue
         values[name] = value
     return values
@@ -319,7 +338,7 @@ def _move_legacy(legacy: Path, path: Path, home: Home, notices: list[str]) -> No
         old = legacy.with_name(legacy.name + suffix)
         if _exists(old):
             old.rename(path.with_name(path.name + suffix))
-    notices.append(f"Moved {legacy} into the state folder: {path}")
+    notices.append(_("Moved {old} into the state folder: {new}").format(old=legacy, new=path))
 
 
 def _parse_returns(
@@ -391,12 +410,17 @@ def _read_env_file(
     try:
         raw = dotenv_values(path, interpolate=False)
     except (OSError, UnicodeDecodeError) as exc:
-        errors.append(f"{path}: cannot be read ({exc.__class__.__name__})")
+        errors.append(
+            _("{path}: cannot be read ({reason})").format(path=path, reason=exc.__class__.__name__)
+        )
         return {}, None
     values = {k: v for k, v in raw.items() if v is not None}
     if any(values.get(name) for name in SECRET_VARIABLES) and _readable_by_others(path):
         notices.append(
-            f"Warning: {path} holds a password or secret and others can read it; chmod 600 {path}"
+            _(
+                "Warning: {path} holds a password or secret and others can read it; "
+                "chmod 600 {path}"
+            ).format(path=path)
         )
     return values, path
 
@@ -413,8 +437,8 @@ def _warn_unknown(values: Mapping[str, str], notices: list[str]) -> None:
     for name in sorted(values):
         if name.startswith(PREFIX) and name not in KNOWN_VARIABLES + _TOOLING_VARIABLES:
             close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            notices.append(f"Warning: unknown setting {name} is ignored{hint}")
+            hint = " " + _("(did you mean {name}?)").format(name=close[0]) if close else ""
+            notices.append(_("Warning: unknown setting {name} is ignored").format(name=name) + hint)
 
 
 def _parse_security(
@@ -429,9 +453,49 @@ def _parse_security(
     if lowered in DEFAULT_PORTS:
         return cast(Security, lowered)
     errors.append(
-        f"NIEUWSBRIEF_{protocol}_SECURITY: {value!r} is not one of {', '.join(order)}, none"
+        _("{name}: {value} is not one of {choices}").format(
+            name=f"NIEUWSBRIEF_{protocol}_SECURITY",
+            value=repr(value),
+            choices=", ".join((*order, "none")),
+        )
     )
     return order[0]
+
+
+def _parse_language(value: str | None, errors: list[str]) -> str | None:
+    """Return 'nl' or 'en', or None when unset (the locale decides)."""
+    if value is None:
+        return None
+    lowered = value.strip().lower()
+    if lowered in LANGUAGES:
+        return lowered
+    errors.append(
+        _("{name}: {value} is not one of {choices}").format(
+            name="NIEUWSBRIEF_LANGUAGE", value=repr(value), choices=", ".join(LANGUAGES)
+        )
+    )
+    return None
+
+
+def configured_language(environ: Mapping[str, str] | None = None) -> str | None:
+    """Return the language the settings ask for, before the command line is parsed.
+
+    Reads NIEUWSBRIEF_LANGUAGE from the environment, else from the .env or nieuwsbrief.toml of
+    the home around the current folder; anything unreadable or invalid counts as unset here
+    (the command's own load_settings reports it). `--help` needs the language this early.
+    """
+    environ = os.environ if environ is None else environ
+    value = environ.get("NIEUWSBRIEF_LANGUAGE")
+    if value is None:
+        try:
+            home = find_home(None, environ)
+        except (NieuwsbriefError, OSError):
+            return None
+        ignored: list[str] = []
+        values = _config_file_values(home, ignored)
+        values.update(_read_env_file(Path(".env"), home.root, ignored, ignored)[0])
+        value = values.get("NIEUWSBRIEF_LANGUAGE")
+    return _parse_language(value, []) if value else None
 
 
 def _parse_int(name: str, value: str | None, default: int, low: int, high: int | None) -> int | str:
@@ -441,10 +505,18 @@ def _parse_int(name: str, value: str | None, default: int, low: int, high: int |
     try:
         number = int(value)
     except ValueError:
-        return f"{name}: {value!r} is not a number (for example {default or 100})"
+        return _("{name}: {value} is not a number (for example {example})").format(
+            name=name, value=repr(value), example=default or 100
+        )
     if number < low or (high is not None and number > high):
-        limits = f"from {low} to {high}" if high is not None else f"{low} or more"
-        return f"{name}: {number} is out of range; use a number {limits}"
+        limits = (
+            _("from {low} to {high}").format(low=low, high=high)
+            if high is not None
+            else _("{low} or more").format(low=low)
+        )
+        return _("{name}: {number} is out of range; use a number {limits}").format(
+            name=name, number=number, limits=limits
+        )
     return number
 
 
@@ -453,7 +525,11 @@ def _parse_address(name: str, value: str | None, errors: list[str]) -> str | Non
     if value is None:
         return None
     if _has_line_break(value):
-        errors.append(f"{name}: contains a line break; give one line like Name <addr@domain.nl>")
+        errors.append(
+            _("{name}: contains a line break; give one line like Name <addr@domain.nl>").format(
+                name=name
+            )
+        )
         return None
     try:
         header = default_policy.header_factory("From", value)
@@ -464,8 +540,10 @@ def _parse_address(name: str, value: str | None, errors: list[str]) -> str | Non
         addresses, defects = (), ()
     if len(addresses) != 1 or defects or not addresses[0].domain:
         errors.append(
-            f"{name}: {value!r} is not exactly one address; "
-            "use Name <addr@domain.nl> or addr@domain.nl"
+            _(
+                "{name}: {value} is not exactly one address; "
+                "use Name <addr@domain.nl> or addr@domain.nl"
+            ).format(name=name, value=repr(value))
         )
         return None
     problem = _address_problem(addresses[0].addr_spec)
@@ -481,12 +559,16 @@ def _parse_mailto(value: str | None, errors: list[str]) -> str | None:
     # People paste the link they know; keep only the address, which is what List-Unsubscribe needs.
     address = value.removeprefix("mailto:")
     problem = (
-        "contains a line break" if _has_line_break(address) else _address_problem(address) or ""
+        _("contains a line break") if _has_line_break(address) else _address_problem(address) or ""
     )
     if problem or "<" in address:
         errors.append(
-            f"NIEUWSBRIEF_UNSUBSCRIBE_MAILTO: {value!r}: "
-            f"{problem or 'give a bare address'}; for example afmelden@bureau-kennis.net"
+            _("{name}: {value}: {problem}; for example {example}").format(
+                name="NIEUWSBRIEF_UNSUBSCRIBE_MAILTO",
+                value=repr(value),
+                problem=problem or _("give a bare address"),
+                example="afmelden@bureau-kennis.net",
+            )
         )
         return None
     return address
@@ -496,12 +578,20 @@ def _parse_unsubscribe_url(value: str | None, errors: list[str]) -> str | None:
     if value is None:
         return None
     name = "NIEUWSBRIEF_UNSUBSCRIBE_URL"
-    example = "for example https://www.bureau-kennis.net/afmelden?t={token}"
+    example = _("for example {url}").format(url="https://www.bureau-kennis.net/afmelden?t={token}")
     if value.count("{token}") != 1:
-        errors.append(f"{name}: {value!r} must contain {{token}} exactly once; {example}")
+        errors.append(
+            _("{name}: {value} must contain {placeholder} exactly once; {example}").format(
+                name=name, value=repr(value), placeholder="{token}", example=example
+            )
+        )
         return None
     if any(c.isspace() for c in value):
-        errors.append(f"{name}: {value!r} contains white space; {example}")
+        errors.append(
+            _("{name}: {value} contains white space; {example}").format(
+                name=name, value=repr(value), example=example
+            )
+        )
         return None
     try:
         parts = urlsplit(value.replace("{token}", "x"))
@@ -509,12 +599,18 @@ def _parse_unsubscribe_url(value: str | None, errors: list[str]) -> str | None:
     except ValueError:
         host = None
     if not host:
-        errors.append(f"{name}: {value!r} is not a web address; {example}")
+        errors.append(
+            _("{name}: {value} is not a web address; {example}").format(
+                name=name, value=repr(value), example=example
+            )
+        )
         return None
     if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
         return value
     errors.append(
-        f"{name}: {value!r} must use https (http only for localhost/127.0.0.1 in tests); {example}"
+        _(
+            "{name}: {value} must use https (http only for localhost/127.0.0.1 in tests); {example}"
+        ).format(name=name, value=repr(value), example=example)
     )
     return None
 
@@ -545,7 +641,7 @@ def _address_problem(addr_spec: str) -> str | None:
     try:
         validate_email(addr_spec, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        return f"not a valid e-mail address: {str(exc).rstrip('.')}"
+        return _("not a valid e-mail address: {reason}").format(reason=str(exc).rstrip("."))
     return None
 
 
@@ -559,16 +655,20 @@ def _create_secret(path: Path, home: Home, errors: list[str], notices: list[str]
         return _read_secret(path, errors, notices)
     except OSError as exc:
         errors.append(
-            f"NIEUWSBRIEF_SECRET_FILE: cannot create {path} ({exc.strerror}); "
-            "set NIEUWSBRIEF_SECRET or point NIEUWSBRIEF_SECRET_FILE to a writable place"
+            _(
+                "NIEUWSBRIEF_SECRET_FILE: cannot create {path} ({reason}); "
+                "set NIEUWSBRIEF_SECRET or point NIEUWSBRIEF_SECRET_FILE to a writable place"
+            ).format(path=path, reason=exc.strerror)
         )
         return None
     secret = secrets.token_urlsafe(32)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(secret + "\n")
     notices.append(
-        f"Created a new signing secret in {path} (only you can read it); "
-        "keep it: unsubscribe links depend on it"
+        _(
+            "Created a new signing secret in {path} (only you can read it); "
+            "keep it: unsubscribe links depend on it"
+        ).format(path=path)
     )
     return secret
 
@@ -577,20 +677,33 @@ def _read_secret(path: Path, errors: list[str], notices: list[str]) -> str | Non
     try:
         secret = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        errors.append(f"NIEUWSBRIEF_SECRET_FILE: cannot read {path} ({exc.__class__.__name__})")
+        errors.append(
+            _("NIEUWSBRIEF_SECRET_FILE: cannot read {path} ({reason})").format(
+                path=path, reason=exc.__class__.__name__
+            )
+        )
         return None
     if len(secret) < MIN_SECRET_LENGTH:
         errors.append(_short_secret(f"NIEUWSBRIEF_SECRET_FILE: {path}", len(secret)))
         return None
     if _readable_by_others(path):
-        notices.append(f"Warning: others can read the signing secret in {path}; chmod 600 {path}")
+        notices.append(
+            _("Warning: others can read the signing secret in {path}; chmod 600 {path}").format(
+                path=path
+            )
+        )
     return secret
 
 
 def _short_secret(where: str, length: int) -> str:
-    return (
-        f"{where}: the secret is too short ({length} characters, at least {MIN_SECRET_LENGTH}); "
-        "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    return _(
+        "{where}: the secret is too short ({length} characters, at least {minimum}); "
+        "generate one with: {command}"
+    ).format(
+        where=where,
+        length=length,
+        minimum=MIN_SECRET_LENGTH,
+        command="python -c 'import secrets; print(secrets.token_urlsafe(32))'",
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .errors import ContentError
+from .i18n import N_, _
 from .inputfile import CONTENT_LIMIT, read_input
 from .model import Article, Event, Finding, Issue
 from .tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
@@ -28,10 +29,14 @@ _FRONT_MATTER_FENCE = "---"
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 # Unicode category Cc except tab and the line ends \n and \r.
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_CONTROL_NAMES = {"\x00": "a NUL character", "\x0b": "a vertical tab", "\x1b": "an ESC character"}
+_CONTROL_NAMES = {
+    "\x00": N_("a NUL character"),
+    "\x0b": N_("a vertical tab"),
+    "\x1b": N_("an ESC character"),
+}
 
 
-def read_text(path: Path, what: str = "a content file") -> str:
+def read_text(path: Path, what: str = N_("a content file")) -> str:
     """Read a UTF-8 text file (BOM allowed) of at most 5 MB; anything else is a ContentError."""
     data = read_input(path, CONTENT_LIMIT, what)
     try:
@@ -39,7 +44,7 @@ def read_text(path: Path, what: str = "a content file") -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ContentError(
-            path, "is not UTF-8 text; save it as UTF-8 (in Excel: 'CSV UTF-8')", line
+            path, _("is not UTF-8 text; save it as UTF-8 (in Excel: 'CSV UTF-8')"), line
         ) from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     check_control_characters(text, path)
@@ -53,14 +58,16 @@ def check_control_characters(text: str, path: Path, first_line: int = 1) -> None
         line = first_line + text.count("\n", 0, match.start())
         raise ContentError(
             path,
-            f"contains {_control_name(match.group(0))}, which has no place in a newsletter; "
-            "delete it (it is invisible in most editors: retype the line)",
+            _(
+                "contains {character}, which has no place in a newsletter; "
+                "delete it (it is invisible in most editors: retype the line)"
+            ).format(character=_control_name(match.group(0))),
             line,
         )
 
 
 def _control_name(char: str) -> str:
-    return f"{_CONTROL_NAMES.get(char, 'a control character')} (U+{ord(char):04X})"
+    return f"{_(_CONTROL_NAMES.get(char, N_('a control character')))} (U+{ord(char):04X})"
 
 
 _ISO_DATE_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
@@ -116,7 +123,13 @@ def parse_date(value: str, path: Path, line: int, what: str) -> date:
     try:
         return date(year, month, day)
     except ValueError as exc:
-        raise ContentError(path, f"{what} '{text}' is not a valid date ({exc})", line) from None
+        raise ContentError(
+            path,
+            _("{what} '{text}' is not a valid date ({reason})").format(
+                what=what, text=text, reason=exc
+            ),
+            line,
+        ) from None
 
 
 # `title: Nummer #1`: YAML reads ' #1' as a comment, so the value silently stops before it.
@@ -149,16 +162,22 @@ def _text_field(
     node = mapping.get(key)
     if node is None or node.value is None or node.value == "":
         if required:
-            raise ContentError(path, f"'{key}' is missing; add a line '{key}: ...'", line)
+            raise ContentError(
+                path, _("'{key}' is missing; add a line '{key}: ...'").format(key=key), line
+            )
         return ""
     if not isinstance(node.value, str):
-        raise ContentError(path, f"'{key}' must be text, not a list or mapping", node.line)
+        raise ContentError(
+            path, _("'{key}' must be text, not a list or mapping").format(key=key), node.line
+        )
     control = _CONTROL_RE.search(node.value)
     if control:  # written as a YAML escape such as "\e", "\v", "\0" or "\x1b"
         raise ContentError(
             path,
-            f"'{key}' contains {_control_name(control.group(0))}; remove the escape that "
-            "writes it (\\e, \\v, \\0, \\x.., \\u00..)",
+            _(
+                "'{key}' contains {character}; remove the escape that writes it "
+                "(\\e, \\v, \\0, \\x.., \\u00..)"
+            ).format(key=key, character=_control_name(control.group(0))),
             node.line,
         )
     return node.value.strip()
@@ -180,8 +199,10 @@ def load_agenda(path: Path) -> tuple[Event, ...]:
         if event.id in seen:
             raise ContentError(
                 path,
-                f"event id '{event.id}' is used twice (also on line {seen[event.id]}); "
-                "give every event its own id",
+                _(
+                    "event id '{id}' is used twice (also on line {line}); "
+                    "give every event its own id"
+                ).format(id=event.id, line=seen[event.id]),
                 line,
             )
         seen[event.id] = line
@@ -190,32 +211,32 @@ def load_agenda(path: Path) -> tuple[Event, ...]:
 
 
 def _agenda_rows_from_yaml(path: Path) -> list[tuple[int, dict[str, tuple[str, int]]]]:
-    root = parse_yaml(read_text(path, "an agenda"), path)
+    root = parse_yaml(read_text(path, N_("an agenda")), path)
     if root.value is None:
         return []
     if not isinstance(root.value, list):
         raise ContentError(
             path,
-            "the agenda must be a YAML list of events (each starting with '- id: ...')",
+            _("the agenda must be a YAML list of events (each starting with '- id: ...')"),
             root.line,
         )
     rows = []
     for item in root.value:
         if not isinstance(item.value, dict):
             raise ContentError(
-                path, "each agenda entry must be a mapping of id, type, ...", item.line
+                path, _("each agenda entry must be a mapping of id, type, ..."), item.line
             )
         row: dict[str, tuple[str, int]] = {}
         for key, node in item.value.items():
             if node.value is not None and not isinstance(node.value, str):
-                raise ContentError(path, f"'{key}' must be text", node.line)
+                raise ContentError(path, _("'{key}' must be text").format(key=key), node.line)
             row[key.strip().lower()] = (node.value or "", node.line)
         rows.append((item.line, row))
     return rows
 
 
 def _agenda_rows_from_csv(path: Path) -> list[tuple[int, dict[str, tuple[str, int]]]]:
-    data = read_input(path, CONTENT_LIMIT, "an agenda")
+    data = read_input(path, CONTENT_LIMIT, N_("an agenda"))
     try:
         text = decode(data)[0]  # Excel: UTF-8 (with BOM) or Windows-1252
     except UnreadableTable as exc:
@@ -233,7 +254,11 @@ def _agenda_rows_from_csv(path: Path) -> list[tuple[int, dict[str, tuple[str, in
             continue
         if len(values) > len(header):
             raise ContentError(
-                path, f"this row has {len(values)} columns, the header {len(header)}", line
+                path,
+                _("this row has {count} columns, the header {header}").format(
+                    count=len(values), header=len(header)
+                ),
+                line,
             )
         result.append((line, {h: (v, line) for h, v in zip(header, values, strict=False)}))
     return result
@@ -254,7 +279,11 @@ def _event_from_row(row: dict[str, tuple[str, int]], path: Path, line: int) -> E
     if missing:
         names = ", ".join(f"'{m}'" for m in missing)
         raise ContentError(
-            path, f"this event has no {names}; every event needs {', '.join(EVENT_FIELDS)}", line
+            path,
+            _("this event has no {names}; every event needs {fields}").format(
+                names=names, fields=", ".join(EVENT_FIELDS)
+            ),
+            line,
         )
     values = {f: row[f][0].strip() for f in EVENT_FIELDS}
     url_line = row["url"][1]
@@ -262,11 +291,15 @@ def _event_from_row(row: dict[str, tuple[str, int]], path: Path, line: int) -> E
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ContentError(
             path,
-            f"url '{values['url']}' is not a web address; it must start with https://",
+            _("url '{url}' is not a web address; it must start with https://").format(
+                url=values["url"]
+            ),
             url_line,
         )
     if re.search(r"\s", values["url"]):
-        raise ContentError(path, f"url '{values['url']}' contains a space", url_line)
+        raise ContentError(
+            path, _("url '{url}' contains a space").format(url=values["url"]), url_line
+        )
     extra = {f: " ".join(row[f][0].split()) for f in OPTIONAL_EVENT_FIELDS if f in row}
     start, end = (None, None)
     if extra.get("time"):
@@ -329,7 +362,7 @@ def _split_front_matter(text: str, path: Path) -> _FrontMatter:
     lines = text.split("\n")
     if not lines or lines[0].strip() != _FRONT_MATTER_FENCE:
         raise ContentError(
-            path, "no front matter; start the file with '---', 'title: ...', '---'", 1
+            path, _("no front matter; start the file with '---', 'title: ...', '---'"), 1
         )
     for index in range(1, len(lines)):
         if lines[index].strip() == _FRONT_MATTER_FENCE:
@@ -340,7 +373,7 @@ def _split_front_matter(text: str, path: Path) -> _FrontMatter:
             elif isinstance(node.value, dict):
                 fields = node.value
             else:
-                raise ContentError(path, "front matter must be 'key: value' lines", 2)
+                raise ContentError(path, _("front matter must be 'key: value' lines"), 2)
             rest = lines[index + 1 :]
             blank = next((n for n, text in enumerate(rest) if text), len(rest))
             return _FrontMatter(
@@ -360,28 +393,32 @@ def slugify(text: str) -> str:
 
 def load_article(path: Path, events_by_id: dict[str, Event]) -> Article:
     """Load one article file and link it to its agenda event."""
-    front = _split_front_matter(read_text(path, "an article"), path)
+    front = _split_front_matter(read_text(path, N_("an article")), path)
     title = _text_field(front.fields, "title", path, front.line, required=True)
     event_id = _text_field(front.fields, "event", path, front.line, required=False)
     unknown = sorted(set(front.fields) - {"title", "event"})
     if unknown:
         raise ContentError(
             path,
-            f"unknown front matter key '{unknown[0]}'; allowed are 'title' and 'event'",
+            _("unknown front matter key '{key}'; allowed are 'title' and 'event'").format(
+                key=unknown[0]
+            ),
             front.fields[unknown[0]].line - 1 if front.fields[unknown[0]].line > 1 else 1,
         )
     event = None
     if event_id:
         event = events_by_id.get(event_id)
         if event is None:
-            known = ", ".join(sorted(events_by_id)) or "none"
+            known = ", ".join(sorted(events_by_id)) or _("none")
             raise ContentError(
                 path,
-                f"event '{event_id}' is not in the agenda (known ids: {known})",
+                _("event '{id}' is not in the agenda (known ids: {known})").format(
+                    id=event_id, known=known
+                ),
                 front.fields["event"].line,
             )
     if not front.body.strip():
-        raise ContentError(path, "the article has no text after its front matter")
+        raise ContentError(path, _("the article has no text after its front matter"))
     return Article(
         slug=slugify(path.stem),
         title=title,
@@ -414,28 +451,33 @@ def load_issue_id(issue_path: Path) -> str:
 def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
     """Load and check an issue folder and its agenda."""
     if not issue_dir.is_dir():
-        raise ContentError(issue_dir, "is not an issue folder (it does not exist or is a file)")
+        raise ContentError(issue_dir, _("is not an issue folder (it does not exist or is a file)"))
     issue_path = issue_dir / ISSUE_FILE
     if not issue_path.is_file():
         raise ContentError(
-            issue_path, "not found; every issue folder needs an issue.yaml with subject and date"
+            issue_path,
+            _("not found; every issue folder needs an issue.yaml with subject and date"),
         )
     issue_text = read_text(issue_path, "issue.yaml")
     root = parse_yaml(issue_text, issue_path)
     if not isinstance(root.value, dict):
-        raise ContentError(issue_path, "must be 'key: value' lines (subject, date, ...)", root.line)
+        raise ContentError(
+            issue_path, _("must be 'key: value' lines (subject, date, ...)"), root.line
+        )
     fields = root.value
     allowed = {"id", "subject", "preheader", "date", "intro", "articles"}
     for key, node in fields.items():
         if key not in allowed:
             raise ContentError(
                 issue_path,
-                f"unknown key '{key}'; allowed are {', '.join(sorted(allowed))}",
+                _("unknown key '{key}'; allowed are {allowed}").format(
+                    key=key, allowed=", ".join(sorted(allowed))
+                ),
                 node.line,
             )
     subject = _text_field(fields, "subject", issue_path, 1, required=True)
     if re.search(r"[\r\n]", subject):
-        raise ContentError(issue_path, "the subject must be one line", fields["subject"].line)
+        raise ContentError(issue_path, _("the subject must be one line"), fields["subject"].line)
     preheader = " ".join(_text_field(fields, "preheader", issue_path, 1, required=False).split())
     date_text = _text_field(fields, "date", issue_path, 1, required=True)
     issue_date = parse_date(date_text, issue_path, fields["date"].line, "date")
@@ -444,14 +486,16 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
     if issue_id and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", issue_id):
         raise ContentError(
             issue_path,
-            f"id {issue_id!r} must be letters, digits, '.', '_' or '-' (at most 80), "
-            "for example 2026-12-a7k2",
+            _(
+                "id {id} must be letters, digits, '.', '_' or '-' (at most 80), "
+                "for example 2026-12-a7k2"
+            ).format(id=repr(issue_id)),
             fields["id"].line,
         )
 
     agenda_path = agenda_path or default_agenda_path(issue_dir)
     if not agenda_path.is_file():
-        raise ContentError(agenda_path, "agenda not found; create it or pass --agenda FILE")
+        raise ContentError(agenda_path, _("agenda not found; create it or pass --agenda FILE"))
     all_events = load_agenda(agenda_path)
     events_by_id = {e.id: e for e in all_events}
 
@@ -513,24 +557,28 @@ def _article_paths(issue_dir: Path, issue_path: Path, node: Node | None) -> list
         if not paths:
             raise ContentError(
                 issue_dir,
-                "has no articles; add Markdown files (*.md) or list them under 'articles:'",
+                _("has no articles; add Markdown files (*.md) or list them under 'articles:'"),
             )
         return paths
     if not isinstance(node.value, list):
-        raise ContentError(issue_path, "'articles' must be a list of file names", node.line)
+        raise ContentError(issue_path, _("'articles' must be a list of file names"), node.line)
     if not node.value:
-        raise ContentError(issue_path, "'articles' is empty; list at least one article", node.line)
+        raise ContentError(
+            issue_path, _("'articles' is empty; list at least one article"), node.line
+        )
     paths = []
     for item in node.value:
         if not isinstance(item.value, str) or not item.value.strip():
             raise ContentError(
-                issue_path, "each entry of 'articles' must be a file name", item.line
+                issue_path, _("each entry of 'articles' must be a file name"), item.line
             )
         name = item.value.strip()
         candidate = issue_dir / name
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise ContentError(
-                issue_path, f"'{name}' must be a file inside the issue folder", item.line
+                issue_path,
+                _("'{name}' must be a file inside the issue folder").format(name=name),
+                item.line,
             )
         if not candidate.exists():  # a folder or a device by that name: read_input says so
             raise ContentError(issue_path, f"article '{name}' not found in {issue_dir}", item.line)
@@ -543,6 +591,9 @@ def _check_unique_slugs(articles: tuple[Article, ...]) -> None:
     for article in articles:
         if article.slug in seen:
             raise ContentError(
-                article.path, f"is listed twice (or clashes with {seen[article.slug].name})"
+                article.path,
+                _("is listed twice (or clashes with {other})").format(
+                    other=seen[article.slug].name
+                ),
             )
         seen[article.slug] = article.path

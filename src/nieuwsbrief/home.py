@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HomeError
+from .i18n import _
 
 CONFIG_FILE = "nieuwsbrief.toml"
 HOME_VARIABLE = "NIEUWSBRIEF_HOME"
@@ -77,8 +78,14 @@ def find_home(start: Path | None = None, environ: Mapping[str, str] | None = Non
         root = Path(explicit).expanduser()
         if not (root / CONFIG_FILE).is_file():
             raise HomeError(
-                f"{HOME_VARIABLE}={explicit}: no {CONFIG_FILE} there; point it at a newsletter "
-                f"home or make one with `nieuwsbrief init {explicit}`"
+                _(
+                    "{setting}: no {config} there; point it at a newsletter home or make one "
+                    "with {command}"
+                ).format(
+                    setting=f"{HOME_VARIABLE}={explicit}",
+                    config=CONFIG_FILE,
+                    command=f"`nieuwsbrief init {explicit}`",
+                )
             )
         return load_home(root)
     origin = (start or Path.cwd()).resolve()
@@ -87,9 +94,11 @@ def find_home(start: Path | None = None, environ: Mapping[str, str] | None = Non
         if (candidate / CONFIG_FILE).is_file():
             return load_home(candidate)
     raise HomeError(
-        f"{origin} is not inside a newsletter home: no {CONFIG_FILE} there or in any folder "
-        f"above it. Make one with `nieuwsbrief init FOLDER`, work inside one, "
-        f"or set {HOME_VARIABLE}=FOLDER"
+        _(
+            "{folder} is not inside a newsletter home: no {config} there or in any folder "
+            "above it. Make one with `nieuwsbrief init FOLDER`, work inside one, "
+            "or set {variable}=FOLDER"
+        ).format(folder=origin, config=CONFIG_FILE, variable=HOME_VARIABLE)
     )
 
 
@@ -99,15 +108,23 @@ def load_home(root: Path) -> Home:
     path = root / CONFIG_FILE
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise HomeError(f"{path}: larger than {MAX_CONFIG_BYTES // 1024} KB; is it the config?")
+            raise HomeError(
+                _("{path}: larger than {size} KB; is it the config?").format(
+                    path=path, size=MAX_CONFIG_BYTES // 1024
+                )
+            )
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise HomeError(f"{path}: cannot be read ({exc.__class__.__name__})") from None
+        raise HomeError(
+            _("{path}: cannot be read ({reason})").format(path=path, reason=exc.__class__.__name__)
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise HomeError(
-            f'{path}: {exc}; write `key = "value"` lines (text in double quotes)'
+            _("{path}: {reason}; write {example} lines (text in double quotes)").format(
+                path=path, reason=exc, example='`key = "value"`'
+            )
         ) from None
 
     def line_of(key: str) -> int:
@@ -123,8 +140,10 @@ def load_home(root: Path) -> Home:
     for key, value in data.items():
         if isinstance(value, dict | list):
             raise HomeError(
-                f"{where(key)}: '{key}' must be a single value (text, number or true/false), "
-                "not a table or list"
+                _(
+                    "{where}: '{key}' must be a single value (text, number or true/false), "
+                    "not a table or list"
+                ).format(where=where(key), key=key)
             )
         text_value = ("true" if value else "false") if isinstance(value, bool) else str(value)
         if key in HOME_KEYS:
@@ -141,7 +160,11 @@ def load_home(root: Path) -> Home:
     templates = folder("templates", "templates")
     if templates is not None and not templates.is_dir():
         if "templates" in home_values:
-            raise HomeError(f"{where('templates')}: the folder {templates} does not exist")
+            raise HomeError(
+                _("{where}: the folder {folder} does not exist").format(
+                    where=where("templates"), folder=templates
+                )
+            )
         templates = None  # no override: the defaults that ship with nieuwsbrief
     issues_dir = folder("issues", "issues")
     agenda = folder("agenda", "issues/agenda.yaml")

@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 
 from .errors import ContentError
+from .i18n import N_, _
 
 MB = 1024 * 1024
 CONTENT_LIMIT = 5 * MB  # an article, issue.yaml, the agenda, brand.yaml
@@ -24,34 +25,43 @@ class InputFileError(ContentError):
 
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
-        return "a folder"
+        return _("a folder")
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
+        return _("a device")
     if stat.S_ISFIFO(mode):
-        return "a pipe (FIFO)"
+        return _("a pipe (FIFO)")
     if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
+        return _("a socket")
+    return _("not a regular file")
 
 
 def _size(size: int) -> str:
     return f"{size / MB:.1f} MB" if size >= MB else f"{size:,} bytes"
 
 
-def read_input(path: Path, limit: int, what: str = "file") -> bytes:
+def read_input(path: Path, limit: int, what: str = N_("a file")) -> bytes:
     """Return the bytes of the regular file at `path` (symlinks followed), at most `limit`."""
     try:
         info = path.stat()  # follows symlinks: the target is what would be read
     except FileNotFoundError:
-        raise InputFileError(path, "no such file; check the path") from None
+        raise InputFileError(path, _("no such file; check the path")) from None
     except OSError as exc:
-        raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
+        raise InputFileError(
+            path, _("cannot be read ({reason})").format(reason=exc.strerror)
+        ) from None
     if not stat.S_ISREG(info.st_mode):
         target = ""
         if path.is_symlink():
-            target = f" (a link to {path.resolve()})"
-        hint = "give the folder's file instead" if stat.S_ISDIR(info.st_mode) else "give a file"
-        raise InputFileError(path, f"is {_kind(info.st_mode)}{target}, not a file; {hint}")
+            target = " " + _("(a link to {target})").format(target=path.resolve())
+        hint = (
+            _("give the folder's file instead") if stat.S_ISDIR(info.st_mode) else _("give a file")
+        )
+        raise InputFileError(
+            path,
+            _("is {kind}{target}, not a file; {hint}").format(
+                kind=_kind(info.st_mode), target=target, hint=hint
+            ),
+        )
     if info.st_size > limit:
         raise InputFileError(path, _too_big(info.st_size, limit, what))
     try:
@@ -59,10 +69,12 @@ def read_input(path: Path, limit: int, what: str = "file") -> bytes:
         # not wait for a writer; fstat() below then refuses it.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise InputFileError(path, f"cannot be read ({exc.strerror})") from None
+        raise InputFileError(
+            path, _("cannot be read ({reason})").format(reason=exc.strerror)
+        ) from None
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InputFileError(path, "is not a regular file; give a file")
+            raise InputFileError(path, _("is not a regular file; give a file"))
         data = handle.read(limit + 1)  # a file that grew since stat() is still capped
     if len(data) > limit:
         raise InputFileError(path, _too_big(len(data), limit, what))
@@ -70,7 +82,7 @@ def read_input(path: Path, limit: int, what: str = "file") -> bytes:
 
 
 def _too_big(size: int, limit: int, what: str) -> str:
-    return (
-        f"is {_size(size)}; {what} may be at most {_size(limit)}. "
+    return _(
+        "is {size}; {what} may be at most {limit}. "
         "Is this the right file? Split it, or remove what does not belong in it"
-    )
+    ).format(size=_size(size), what=_(what), limit=_size(limit))

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import LedgerError
+from .i18n import _
 
 ACCEPTED = "accepted"
 FAILED = "failed"  # a permanent (5xx) refusal
@@ -109,7 +110,7 @@ def _now() -> str:
 def _describe(exc: sqlite3.Error) -> str:
     text = str(exc)
     if "full" in text or "too large" in text:
-        return f"{text}: the disk holding the ledger is full"
+        return _("{reason}: the disk holding the ledger is full").format(reason=text)
     return text
 
 
@@ -134,12 +135,16 @@ class Ledger:
                 self._db.close()
             if "malformed" in str(exc) or "not a database" in str(exc):
                 raise LedgerError(
-                    f"{path}: the send ledger is damaged ({exc}); it was left untouched. "
-                    "Restore it from a backup, or recover it with `sqlite3 FILE .recover`"
+                    _(
+                        "{path}: the ledger is damaged ({problem}); it was left untouched. Restore "
+                        "it from a backup, or recover it with `sqlite3 FILE .recover`"
+                    ).format(path=path, problem=exc)
                 ) from None
             raise LedgerError(
-                f"{path}: cannot use the send ledger ({_describe(exc)}); "
-                "if it is not a nieuwsbrief ledger, point NIEUWSBRIEF_LEDGER_DB elsewhere"
+                _(
+                    "{path}: cannot use the send ledger ({reason}); "
+                    "if it is not a nieuwsbrief ledger, point NIEUWSBRIEF_LEDGER_DB elsewhere"
+                ).format(path=path, reason=_describe(exc))
             ) from None
 
     def _open(self) -> None:
@@ -201,17 +206,25 @@ class Ledger:
         ours = app_id == APPLICATION_ID or (app_id == 0 and version == 1 and tables == _TABLES)
         if not ours or not tables:
             raise LedgerError(
-                f"{self.path}: is not a nieuwsbrief send ledger (it has "
-                f"{', '.join(sorted(tables)) or 'no tables'}); it was left untouched. Point "
-                "NIEUWSBRIEF_LEDGER_DB at the right file, or move this one away"
+                _(
+                    "{path}: is not a nieuwsbrief send ledger (it has {tables}); it was left "
+                    "untouched. Point NIEUWSBRIEF_LEDGER_DB at the right file, or move this one "
+                    "away"
+                ).format(path=self.path, tables=", ".join(sorted(tables)) or _("no tables"))
             )
         if version > _SCHEMA_VERSION:
-            raise LedgerError(f"{self.path}: written by a newer nieuwsbrief; upgrade nieuwsbrief")
+            raise LedgerError(
+                _("{path}: written by a newer nieuwsbrief; upgrade nieuwsbrief").format(
+                    path=self.path
+                )
+            )
         problem = db.execute("PRAGMA quick_check").fetchone()[0]
         if problem != "ok":
             raise LedgerError(
-                f"{self.path}: the ledger is damaged ({problem}); it was left untouched. Restore "
-                "it from a backup, or recover it with `sqlite3 FILE .recover`"
+                _(
+                    "{path}: the ledger is damaged ({problem}); it was left untouched. Restore "
+                    "it from a backup, or recover it with `sqlite3 FILE .recover`"
+                ).format(path=self.path, problem=problem)
             )
         return version
 
@@ -228,7 +241,9 @@ class Ledger:
             return self._db.execute(sql, tuple(params))
         except sqlite3.Error as exc:
             raise LedgerError(
-                f"{self.path}: cannot write the send ledger ({_describe(exc)})"
+                _("{path}: cannot write the send ledger ({reason})").format(
+                    path=self.path, reason=_describe(exc)
+                )
             ) from None
 
     # -- issues ---------------------------------------------------------------------------
@@ -273,8 +288,10 @@ class Ledger:
             with self._lock:
                 sent = self._count(issue, ACCEPTED)
             raise LedgerError(
-                f"{path}: its id '{issue}' is also the id of {recorded}, which was sent to "
-                f"{sent} recipients; give this issue an id of its own in its issue.yaml"
+                _(
+                    "{path}: its id '{issue}' is also the id of {other}, which was sent to "
+                    "{sent} recipients; give this issue an id of its own in its issue.yaml"
+                ).format(path=path, issue=issue, other=recorded, sent=sent)
             )
 
     def begin_issue(
@@ -307,9 +324,11 @@ class Ledger:
             if old_hash != content_hash and sent and not force:
                 changed = describe_changes(json.loads(old_parts or "{}"), dict(parts or {}))
                 raise LedgerError(
-                    f"issue '{issue}' changed since its send started on {started_at} "
-                    f"({sent} recipients already got the earlier version); {changed}. If that is "
-                    "intended, add --force to send the changed version to the rest"
+                    _(
+                        "issue '{issue}' changed since its send started on {started} "
+                        "({sent} recipients already got the earlier version); {changed}. If that "
+                        "is intended, add --force to send the changed version to the rest"
+                    ).format(issue=issue, started=started_at, sent=sent, changed=changed)
                 )
             self._execute(
                 "UPDATE issues SET content_hash = ?, subject = ?, path = ?, parts = ?, "
@@ -447,23 +466,25 @@ class Ledger:
 def describe_changes(old: Mapping[str, str], new: Mapping[str, str]) -> str:
     """Say in words which parts of an issue differ between two sets of part hashes."""
     if not old:
-        return "the rendered e-mail differs (this ledger has no details of the earlier version)"
+        return _("the rendered e-mail differs (this ledger has no details of the earlier version)")
     changes = []
     for key in sorted(set(old) | set(new)):
         if old.get(key) == new.get(key):
             continue
-        kind, _, name = key.partition(":")
+        kind, _sep, name = key.partition(":")
         label = {
-            "subject": "the subject",
-            "preheader": "the preheader",
-            "intro": "the intro",
-            "date": "the issue date",
-            "agenda": "the agenda (the events this issue shows)",
-            "layout": "the house style or templates",
-        }.get(kind, f"the article {name}" if kind == "article" else key)
+            "subject": _("the subject"),
+            "preheader": _("the preheader"),
+            "intro": _("the intro"),
+            "date": _("the issue date"),
+            "agenda": _("the agenda (the events this issue shows)"),
+            "layout": _("the house style or templates"),
+        }.get(kind, _("the article {name}").format(name=name) if kind == "article" else key)
         if key not in old:
-            label += " (new)"
+            label += " " + _("(new)")
         elif key not in new:
-            label += " (left out)"
+            label += " " + _("(left out)")
         changes.append(label)
-    return "changed: " + ", ".join(changes) if changes else "the rendered e-mail differs"
+    if not changes:
+        return _("the rendered e-mail differs")
+    return _("changed: {parts}").format(parts=", ".join(changes))

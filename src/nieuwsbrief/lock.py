@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import LockError
+from .i18n import _
 
 
 class IssueLock:
@@ -37,8 +38,10 @@ class IssueLock:
             holder = _holder(fd)
             os.close(fd)
             raise LockError(
-                f"issue '{self.issue}' is being sent right now by {holder}; wait for that send "
-                "to finish (or stop it), then run the command again to send to whoever is left"
+                _(
+                    "issue '{issue}' is being sent right now by {holder}; wait for that send "
+                    "to finish (or stop it), then run the command again to send to whoever is left"
+                ).format(issue=self.issue, holder=holder)
             ) from None
         os.ftruncate(fd, 0)
         info = {
@@ -65,6 +68,6 @@ class IssueLock:
 def _holder(fd: int) -> str:
     try:
         info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"process {info['pid']} on {info['host']} since {info['since']}"
+        return _("process {pid} on {host} since {since}").format(**info)
     except (OSError, ValueError, KeyError, TypeError):
-        return "another process"
+        return _("another process")

@@ -19,6 +19,7 @@ from email.utils import format_datetime, formataddr, make_msgid, parseaddr, quot
 
 from .addresses import smtp_address
 from .errors import NieuwsbriefError
+from .i18n import _
 from .model import MERGE_MARKER_RE, Brand, RenderedIssue, Subscriber
 from .tokens import mailto_link, make_token, unsubscribe_link
 
@@ -64,7 +65,11 @@ def _qp(text: str) -> str:
 def _fold(name: str, value: str) -> bytes:
     """Return one header field, RFC 2047-encoded where needed and folded, ending in CRLF."""
     if _FORBIDDEN_IN_HEADER.search(value):
-        raise MessageError(f"the {name} header value contains a line break: {value!r}")
+        raise MessageError(
+            _("the {name} header value contains a line break: {value}").format(
+                name=name, value=repr(value)
+            )
+        )
     header = policy.SMTP.header_factory(name, value)
     folded: str = header.fold(policy=policy.SMTP)
     return folded.encode("ascii")
@@ -143,7 +148,9 @@ class MessageFactory:
         self._clock = clock
         display, address = parseaddr(envelope.sender)
         if "@" not in address:
-            raise MessageError(f"the sender '{envelope.sender}' is not an e-mail address")
+            raise MessageError(
+                _("the sender '{sender}' is not an e-mail address").format(sender=envelope.sender)
+            )
         self.sender_address = address
         self._msgid_domain = address.rsplit("@", 1)[1]
         self._html = _split(rendered.html)
@@ -202,7 +209,9 @@ class MessageFactory:
         missing = sorted(n for n in self.needs if n not in values)
         if missing:
             raise MessageError(
-                f"the template uses {', '.join(missing)}, which the subscriber list does not have"
+                _("the template uses {fields}, which the subscriber list does not have").format(
+                    fields=", ".join(missing)
+                )
             )
         return values
 
@@ -217,7 +226,9 @@ class MessageFactory:
     def build(self, subscriber: Subscriber) -> bytes:
         """Return the complete message for one recipient as CRLF bytes."""
         if _FORBIDDEN_IN_HEADER.search(subscriber.name + subscriber.email):
-            raise MessageError(f"line {subscriber.line}: a line break in a name or address")
+            raise MessageError(
+                _("line {line}: a line break in a name or address").format(line=subscriber.line)
+            )
         links = self._links(subscriber.email)
         values = self.values(subscriber, links)
         headers = [

@@ -53,6 +53,7 @@ from .compose import (
 )
 from .content import default_agenda_path
 from .errors import ContentError, NieuwsbriefError
+from .i18n import _
 from .message import MessageFactory
 from .model import Subscriber
 from .render import default_templates_dir
@@ -581,9 +582,9 @@ class Watcher(threading.Thread):
                 stamps = current
                 error = self.state.refresh()
                 if error:
-                    self.report(f"Error: {error}")
+                    self.report(_("Error: {message}").format(message=error))
                 elif failing:
-                    self.report("Fixed: the email renders again.")
+                    self.report(_("Fixed: the email renders again."))
                 failing = error is not None
             now = outbox_stamp(inputs.outbox_dir)
             if now != outbox:
@@ -724,12 +725,18 @@ def bind_server(host: str, port: int, state: PreviewState) -> _Server:
             if exc.errno == errno.EADDRINUSE:
                 continue
             reason = exc.strerror or str(exc)
-            raise PreviewError(f"cannot listen on {host}:{candidate}: {reason}") from None
+            raise PreviewError(
+                _("cannot listen on {address}: {reason}").format(
+                    address=f"{host}:{candidate}", reason=reason
+                )
+            ) from None
         server.state = state
         server.loopback_only = host.lower() in LOOPBACK_NAMES or host.startswith("127.")
         return server
     raise PreviewError(
-        f"ports {port} to {last} on {host} are all in use; choose another with --port"
+        _("ports {first} to {last} on {host} are all in use; choose another with --port").format(
+            first=port, last=last, host=host
+        )
     )
 
 
@@ -747,12 +754,12 @@ def serve_preview(
 ) -> None:
     """Serve the preview page until Ctrl+C, re-rendering whenever an input file changes."""
     if not inputs.issue_dir.is_dir():
-        raise ContentError(inputs.issue_dir, "is not an issue folder (it does not exist)")
+        raise ContentError(inputs.issue_dir, _("is not an issue folder (it does not exist)"))
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         _serve(inputs, host, port, open_browser, report)
     except KeyboardInterrupt:
-        report("Preview stopped.")
+        report(_("Preview stopped."))
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -763,7 +770,11 @@ def _serve(
     state = PreviewState(inputs)
     error = state.refresh()
     if error:
-        report(f"Error: {error}\n(the page shows this until the file is fixed)")
+        report(
+            _("Error: {message}").format(message=error)
+            + "\n"
+            + _("(the page shows this until the file is fixed)")
+        )
     server = bind_server(host, port, state)
     watcher = Watcher(state, report)
     try:
@@ -771,10 +782,18 @@ def _serve(
         shown_host = f"[{host}]" if ":" in host else host
         url = f"http://{shown_host}:{bound_port}/"
         if port and bound_port != port:
-            report(f"Port {port} is in use; using {bound_port}.")
+            report(_("Port {port} is in use; using {bound}.").format(port=port, bound=bound_port))
         if not server.loopback_only:
-            report(f"Warning: {host} is reachable from other computers; the page shows addresses")
-        report(f"Preview of {inputs.issue_dir} at {url} (Ctrl+C to stop)")
+            report(
+                _(
+                    "Warning: {host} is reachable from other computers; the page shows addresses"
+                ).format(host=host)
+            )
+        report(
+            _("Preview of {issue} at {url} (Ctrl+C to stop)").format(
+                issue=inputs.issue_dir, url=url
+            )
+        )
         watcher.start()
         if open_browser:
             webbrowser.open(url)

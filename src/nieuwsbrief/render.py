@@ -28,6 +28,7 @@ from markupsafe import Markup
 
 from .content import read_text
 from .errors import ContentError, TemplateError
+from .i18n import _
 from .images import EMAIL_COLUMN_WIDTH, ProcessedImage, is_local, local_image_path, process_image
 from .model import (
     GREETING_FIELD_RE,
@@ -66,19 +67,23 @@ def load_brand(templates_dir: Path) -> Brand:
     path = templates_dir / BRAND_FILE
     root = parse_yaml(read_text(path), path)
     if not isinstance(root.value, dict):
-        raise ContentError(path, "must be 'key: value' lines (name, website, ...)", root.line)
+        raise ContentError(path, _("must be 'key: value' lines (name, website, ...)"), root.line)
     fields = root.value
 
     def text(key: str, node_map: dict[str, Node] = fields) -> str:
         node = node_map.get(key)
         if node is None or not isinstance(node.value, str) or not node.value.strip():
-            raise ContentError(path, f"'{key}' is missing or empty", node.line if node else 1)
+            raise ContentError(
+                path, _("'{key}' is missing or empty").format(key=key), node.line if node else 1
+            )
         return " ".join(node.value.split())
 
     def section(key: str) -> dict[str, Node]:
         node = fields.get(key)
         if node is None or not isinstance(node.value, dict):
-            raise ContentError(path, f"'{key}' must be a mapping", node.line if node else 1)
+            raise ContentError(
+                path, _("'{key}' must be a mapping").format(key=key), node.line if node else 1
+            )
         return node.value
 
     logo, colors, sample = section("logo"), section("colors"), section("sample_subscriber")
@@ -89,7 +94,9 @@ def load_brand(templates_dir: Path) -> Brand:
     ):  # fmt: skip
         value = text(key, colors)
         if not re.fullmatch(r"#[0-9a-fA-F]{6}", value):
-            raise ContentError(path, f"colour '{key}' must look like #1f4e79", colors[key].line)
+            raise ContentError(
+                path, _("colour '{key}' must look like #1f4e79").format(key=key), colors[key].line
+            )
         color_values[key] = value
     greeting = text("greeting")
     without_fallback = [m for m in GREETING_FIELD_RE.finditer(greeting) if m.group(2) is None]
@@ -110,12 +117,14 @@ def load_brand(templates_dir: Path) -> Brand:
         )
     width_text = text("width", logo)
     if not width_text.isdigit():
-        raise ContentError(path, "logo width must be a number of pixels", logo["width"].line)
+        raise ContentError(path, _("logo width must be a number of pixels"), logo["width"].line)
     for key in ("website",):
         if not text(key).startswith("https://"):
-            raise ContentError(path, f"'{key}' must start with https://", fields[key].line)
+            raise ContentError(
+                path, _("'{key}' must start with https://").format(key=key), fields[key].line
+            )
     if not text("url", logo).startswith("https://"):
-        raise ContentError(path, "the logo url must start with https://", logo["url"].line)
+        raise ContentError(path, _("the logo url must start with https://"), logo["url"].line)
     return Brand(
         name=text("name"),
         tagline=text("tagline"),
@@ -556,12 +565,14 @@ def _render_template(
         return env.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
         path = exc.filename or str(templates_dir / (exc.name or name))
-        raise TemplateError(path, exc.message or "syntax error", exc.lineno) from None
+        raise TemplateError(path, exc.message or _("syntax error"), exc.lineno) from None
     except jinja2.TemplateNotFound as exc:
-        raise TemplateError(templates_dir / str(exc.name), "template not found") from None
+        raise TemplateError(templates_dir / str(exc.name), _("template not found")) from None
     except jinja2.UndefinedError as exc:
         path, line = _template_position(exc, str(templates_dir / name))
-        raise TemplateError(path, f"{exc.message}; check the name in the template", line) from None
+        raise TemplateError(
+            path, _("{reason}; check the name in the template").format(reason=exc.message), line
+        ) from None
 
 
 def _silence_css_logging() -> None:
@@ -586,7 +597,8 @@ def mjml_to_html(mjml_source: str, templates_dir: Path) -> str:
         return str(mjml2html(mjml_source, disable_comments=True, fonts={}))
     except ValueError as exc:
         raise TemplateError(
-            templates_dir / HTML_TEMPLATE, f"MJML could not be rendered: {exc}"
+            templates_dir / HTML_TEMPLATE,
+            _("MJML could not be rendered: {reason}").format(reason=exc),
         ) from None
 
 
@@ -621,8 +633,12 @@ def inline_css(html: str, templates_dir: Path) -> str:
             # Without its ghost tables Outlook renders the layout at full window width.
             raise TemplateError(
                 templates_dir / HTML_TEMPLATE,
-                f"inlining the CSS changed the number of {marker!r} comments "
-                f"({html.count(marker)} -> {result.count(marker)}); Outlook needs them all",
+                _(
+                    "inlining the CSS changed the number of {marker} comments "
+                    "({before} -> {after}); Outlook needs them all"
+                ).format(
+                    marker=repr(marker), before=html.count(marker), after=result.count(marker)
+                ),
             )
     return result
 

@@ -11,6 +11,7 @@ from babel.dates import format_date
 from .content import load_agenda, upcoming
 from .errors import NieuwsbriefError
 from .home import CONFIG_FILE, Home
+from .i18n import _
 
 _CONFIG = """\
 # The newsletter home of {name}: nieuwsbrief finds this file by walking up from the folder
@@ -100,10 +101,14 @@ def init_home(target: Path, name: str = "") -> list[Path]:
     target = target.resolve()
     config = target / CONFIG_FILE
     if config.exists():
-        raise NieuwsbriefError(f"{config}: already a newsletter home; nothing was changed")
+        raise NieuwsbriefError(
+            _("{path}: already a newsletter home; nothing was changed").format(path=config)
+        )
     name = name or target.name.replace("-", " ").title() or "Nieuwsbrief"
     if '"' in name or "\\" in name or "\n" in name:
-        raise NieuwsbriefError(f"{name!r}: a name without quotes, backslashes or line breaks")
+        raise NieuwsbriefError(
+            _("{name}: a name without quotes, backslashes or line breaks").format(name=repr(name))
+        )
     today = date.today()
     event_date = date(today.year + (today.month == 12), today.month % 12 + 1, 15)
     files = {
@@ -117,8 +122,10 @@ def init_home(target: Path, name: str = "") -> list[Path]:
     existing = [p for p in files if p.exists()]
     if existing:
         raise NieuwsbriefError(
-            f"{existing[0]}: already exists; init makes a new home in an empty folder or one "
-            "without these files, and changes nothing here"
+            _(
+                "{path}: already exists; init makes a new home in an empty folder or one "
+                "without these files, and changes nothing here"
+            ).format(path=existing[0])
         )
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,13 +137,17 @@ def new_issue(home: Home, slug: str = "", today: date | None = None) -> list[Pat
     """Start the next issue: a folder named by date with issue.yaml and one article."""
     today = today or date.today()
     if slug and not all(c.isalnum() or c == "-" for c in slug):
-        raise NieuwsbriefError(f"{slug!r}: a slug is letters, digits and '-', e.g. 'extra'")
+        raise NieuwsbriefError(
+            _("{slug}: a slug is letters, digits and '-', e.g. 'extra'").format(slug=repr(slug))
+        )
     name = f"{today:%Y-%m}" + (f"-{slug.lower()}" if slug else "")
     folder = home.issues_dir / name
     if folder.exists():
         raise NieuwsbriefError(
-            f"{folder}: already exists; nothing was changed. Start another issue this month "
-            f"with a slug: nieuwsbrief new extra (makes {name}-extra)"
+            _(
+                "{folder}: already exists; nothing was changed. Start another issue this month "
+                "with a slug: nieuwsbrief new extra (makes {name}-extra)"
+            ).format(folder=folder, name=name)
         )
     events = load_agenda(home.agenda_path) if home.agenda_path.is_file() else ()
     coming = upcoming(events, today)

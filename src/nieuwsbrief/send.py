@@ -28,6 +28,7 @@ from .config import Settings
 from .delivery import Job, Result, deliver
 from .errors import DeliveryError, LedgerError, NieuwsbriefError
 from .home import Home
+from .i18n import _, ngettext
 from .lock import IssueLock
 from .message import MessageFactory
 from .model import Issue, Subscriber
@@ -135,22 +136,36 @@ class Plan:
 
     def describe(self) -> str:
         """Return the lines shown before the confirmation question."""
-        skipped = [
-            f"{self.already_sent} already sent",
-            f"{self.suppressed} unsubscribed",
-            f"{self.invalid} invalid",
-            f"{self.duplicates} duplicate",
-        ]
+        skipped = _skipped(self)
         if self.failed_before:
-            skipped.append(f"{self.failed_before} failed before (retry with --retry-failed)")
+            skipped += ", " + _("{count} failed before (retry with --retry-failed)").format(
+                count=self.failed_before
+            )
+        recipients = ngettext(
+            "Recipients: {count} (of {rows} row; skipped: {skipped})",
+            "Recipients: {count} (of {rows} rows; skipped: {skipped})",
+            self.list_rows,
+        ).format(count=len(self.recipients), rows=self.list_rows, skipped=skipped)
         return "\n".join(
             [
-                f"Subject:    {self.subject}",
-                f"Server:     {self.server}",
-                f"Recipients: {len(self.recipients)} (of {self.list_rows} rows; "
-                f"skipped: {', '.join(skipped)})",
+                _("Subject:    {subject}").format(subject=self.subject),
+                _("Server:     {server}").format(server=self.server),
+                recipients,
             ]
         )
+
+
+def _skipped(plan: Plan) -> str:
+    """Return who a send skips and why, e.g. '3 already sent, 1 unsubscribed, ...'."""
+    return _(
+        "{sent} already sent, {unsubscribed} unsubscribed, {invalid} invalid, "
+        "{duplicates} duplicate"
+    ).format(
+        sent=plan.already_sent,
+        unsubscribed=plan.suppressed,
+        invalid=plan.invalid,
+        duplicates=plan.duplicates,
+    )
 
 
 @dataclass
@@ -179,34 +194,56 @@ class SendReport:
         """Return the closing report."""
         plan = self.plan
         if self.proofs:
-            return "\n".join(f"Sent a proof to {a} via {plan.server}" for a in self.proofs)
+            return "\n".join(
+                _("Sent a proof to {address} via {server}").format(address=a, server=plan.server)
+                for a in self.proofs
+            )
         if self.declined:
-            return "Nothing was sent."
+            return _("Nothing was sent.")
         if self.dry_run:
             count = len(plan.recipients)
-            return (
-                f"Dry run: built and checked {count} message{'s' if count != 1 else ''}; "
-                "nothing was sent and nothing was written.\n" + plan.describe()
-            )
+            built = ngettext(
+                "Dry run: built and checked {count} message; "
+                "nothing was sent and nothing was written.",
+                "Dry run: built and checked {count} messages; "
+                "nothing was sent and nothing was written.",
+                count,
+            ).format(count=count)
+            return built + "\n" + plan.describe()
         rate = self.delivered / self.elapsed if self.elapsed > 0 else 0.0
         lines = [
-            f"Delivered: {self.delivered} in {self.elapsed:.1f} s ({rate:.0f} messages/s) "
-            f"via {plan.server}",
-            f"Skipped:   {plan.already_sent} already sent, {plan.suppressed} unsubscribed, "
-            f"{plan.invalid} invalid, {plan.duplicates} duplicate",
-            f"Failed:    {len(self.failed)} refused, {len(self.deferred)} deferred",
+            _("Delivered: {count} in {seconds} s ({rate} messages/s) via {server}").format(
+                count=self.delivered,
+                seconds=f"{self.elapsed:.1f}",
+                rate=f"{rate:.0f}",
+                server=plan.server,
+            ),
+            _("Skipped:   {skipped}").format(skipped=_skipped(plan)),
+            _("Failed:    {refused} refused, {deferred} deferred").format(
+                refused=len(self.failed), deferred=len(self.deferred)
+            ),
         ]
         shown = (self.failed + self.deferred)[:10]
         lines += [f"  {address}: {reply}" for address, reply in shown]
-        if len(self.failed) + len(self.deferred) > len(shown):
-            lines.append(f"  ... and {len(self.failed) + len(self.deferred) - len(shown)} more")
+        hidden = len(self.failed) + len(self.deferred) - len(shown)
+        if hidden > 0:
+            lines.append("  " + _("... and {count} more").format(count=hidden))
         if self.suppressed_now:
             lines.append(
-                f"Suppressed: {self.suppressed_now} address(es) the server says do not exist; "
-                "they are skipped from now on (`nieuwsbrief unsubscribe --list`)"
+                ngettext(
+                    "Suppressed: {count} address the server says does not exist; "
+                    "it is skipped from now on (`nieuwsbrief unsubscribe --list`)",
+                    "Suppressed: {count} addresses the server says do not exist; "
+                    "they are skipped from now on (`nieuwsbrief unsubscribe --list`)",
+                    self.suppressed_now,
+                ).format(count=self.suppressed_now)
             )
         if self.failures_path:
-            lines.append(f"Outstanding failures of this issue written to {self.failures_path}")
+            lines.append(
+                _("Outstanding failures of this issue written to {path}").format(
+                    path=self.failures_path
+                )
+            )
         return "\n".join(lines)
 
 
@@ -269,12 +306,13 @@ def _check_merge_fields(factory: MessageFactory, subscribers: SubscriberList) ->
     missing = sorted(set(factory.columns) - set(subscribers.columns))
     if missing:
         used = "; ".join(
-            f"{column!r} ({factory.columns[column] or 'the template'})" for column in missing
+            f"{column!r} ({factory.columns[column] or _('the template')})" for column in missing
         )
         raise NieuwsbriefError(
-            f"{subscribers.path}: the issue uses the column(s) {used}, "
-            f"but the list has only the columns {', '.join(subscribers.columns)}; "
-            "add the column to the list or change the text that uses it"
+            _(
+                "{path}: the issue uses the column(s) {used}, but the list has only the columns "
+                "{columns}; add the column to the list or change the text that uses it"
+            ).format(path=subscribers.path, used=used, columns=", ".join(subscribers.columns))
         )
 
 
@@ -311,7 +349,11 @@ def _proof_recipients(request: SendRequest, subscribers: SubscriberList | None) 
         try:
             address = validate_email(raw.strip(), check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            raise NieuwsbriefError(f"--test {raw!r} is not a valid e-mail address: {exc}") from None
+            raise NieuwsbriefError(
+                _("--test {address} is not a valid e-mail address: {reason}").format(
+                    address=repr(raw), reason=exc
+                )
+            ) from None
         proofs.append(by_address.get(normalise_address(address), Subscriber(email=address)))
     return proofs
 
@@ -339,8 +381,10 @@ def send_issue(
         return _send_proofs(request, settings, factory_for, subscribers, warn)
     if subscribers is None:
         raise NieuwsbriefError(
-            'send needs --subscribers FILE (or `subscribers = "..."` in nieuwsbrief.toml, '
-            "or --test ADDRESS for a proof)"
+            _(
+                "send needs --subscribers FILE (or {setting} in nieuwsbrief.toml, "
+                "or --test ADDRESS for a proof)"
+            ).format(setting='`subscribers = "..."`')
         )
 
     composed, check = _compose_checked(request, settings, factory_for(""), warn)
@@ -411,7 +455,7 @@ def _resolve(ledger: ledger_mod.Ledger, key: ledger_mod.IssueKey, home: Home) ->
 
 def _home_of(settings: Settings) -> Home:
     if settings.home is None:
-        raise NieuwsbriefError("no newsletter home: run inside one, or `nieuwsbrief init` one")
+        raise NieuwsbriefError(_("no newsletter home: run inside one, or `nieuwsbrief init` one"))
     return settings.home
 
 
@@ -440,10 +484,10 @@ def _compose_checked(
     if not check.ok:
         if not request.force:
             raise NieuwsbriefError(
-                f"the issue has problems; fix them or add --force:\n{check.format()}"
+                _("the issue has problems; fix them or add --force:") + "\n" + check.format()
             )
         for finding in check.problems:
-            warn(f"sending despite: {finding}")
+            warn(_("sending despite: {finding}").format(finding=finding))
     return composed, check
 
 
@@ -466,15 +510,19 @@ def _check_room(settings: Settings, recipients: int) -> None:
         probe.unlink()
     except OSError as exc:
         raise LedgerError(
-            f"{folder}: the state folder is not writable ({exc.strerror}); nothing was sent. "
-            "Fix its permissions or point NIEUWSBRIEF_LEDGER_DB elsewhere"
+            _(
+                "{folder}: the state folder is not writable ({reason}); nothing was sent. "
+                "Fix its permissions or point NIEUWSBRIEF_LEDGER_DB elsewhere"
+            ).format(folder=folder, reason=exc.strerror)
         ) from None
     needed = _MIN_FREE_BYTES + recipients * _BYTES_PER_RECIPIENT
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise LedgerError(
-            f"{folder}: only {free // 1024} KB free, and the ledger of {recipients} recipients "
-            f"needs about {needed // 1024} KB; nothing was sent. Free some space first"
+            _(
+                "{folder}: only {free} KB free, and the ledger of {recipients} recipients "
+                "needs about {needed} KB; nothing was sent. Free some space first"
+            ).format(folder=folder, free=free // 1024, recipients=recipients, needed=needed // 1024)
         )
 
 
@@ -597,8 +645,10 @@ def _deliver(
             raise  # nothing was sent: a plain error
         report.interrupted = True
         partial = DeliveryError(
-            f"{exc}; {report.delivered} of {total} were delivered before that and are recorded "
-            f"in the ledger: run the same command again to send to the rest: {request.command}"
+            _(
+                "{error}; {delivered} of {total} were delivered before that and are recorded "
+                "in the ledger: run the same command again to send to the rest: {command}"
+            ).format(error=exc, delivered=report.delivered, total=total, command=request.command)
         )
         partial.exit_code = 1  # some were sent: not "nothing happened" (2)
         raise partial from None
@@ -607,16 +657,29 @@ def _deliver(
     if ledger_error:
         report.interrupted = True
         shown = ", ".join(report.unrecorded[:20])
-        more = f" and {len(report.unrecorded) - 20} more" if len(report.unrecorded) > 20 else ""
+        more = (
+            " " + _("and {count} more").format(count=len(report.unrecorded) - 20)
+            if len(report.unrecorded) > 20
+            else ""
+        )
+        unrecorded = (
+            _(
+                "{count} accepted by the server could not be recorded and would get the issue "
+                "again on a re-run: {addresses}."
+            ).format(count=len(report.unrecorded), addresses=shown + more)
+            if report.unrecorded
+            else _("every accepted message is recorded.")
+        )
         error = LedgerError(
-            f"{ledger_error[0]}. The send stopped: {report.delivered} deliveries are recorded; "
-            + (
-                f"{len(report.unrecorded)} accepted by the server could not be recorded and "
-                f"would get the issue again on a re-run: {shown}{more}. "
-                if report.unrecorded
-                else "every accepted message is recorded. "
+            _(
+                "{error}. The send stopped: {delivered} deliveries are recorded; {unrecorded} "
+                "Free some space, then run the same command again: {command}"
+            ).format(
+                error=ledger_error[0],
+                delivered=report.delivered,
+                unrecorded=unrecorded,
+                command=request.command,
             )
-            + f"Free some space, then run the same command again: {request.command}"
         )
         error.exit_code = 1
         raise error
@@ -650,7 +713,7 @@ def _send_proofs(
     warn: Callable[[str], None],
 ) -> SendReport:
     recipients = _proof_recipients(request, subscribers)
-    composed, _ = _compose_checked(request, settings, factory_for(PROOF_PREFIX), warn)
+    composed = _compose_checked(request, settings, factory_for(PROOF_PREFIX), warn)[0]
     factory = composed.factory
     if subscribers is not None:
         _check_merge_fields(factory, subscribers)
@@ -687,5 +750,7 @@ def _send_proofs(
             report.failed.append((result.recipient, str(result.reply)))
     if report.failed:
         address, reply = report.failed[0]
-        raise NieuwsbriefError(f"the proof to {address} was refused: {reply}")
+        raise NieuwsbriefError(
+            _("the proof to {address} was refused: {reply}").format(address=address, reply=reply)
+        )
     return report

@@ -8,6 +8,7 @@ from . import ledger as ledger_mod
 from .config import Settings
 from .errors import NieuwsbriefError
 from .home import Home
+from .i18n import _, ngettext
 
 _SHOWN_FAILURES = 20
 
@@ -57,9 +58,11 @@ def _find(home: Home, records: list[ledger_mod.IssueRecord], wanted: str) -> led
     for record in records:
         if record.issue in candidates or record.path in candidates:
             return record
-    known = ", ".join(r.path or r.issue for r in records) or "none yet"
+    known = ", ".join(r.path or r.issue for r in records) or _("none yet")
     raise NieuwsbriefError(
-        f"{wanted}: the ledger has no send of this issue (issues in the ledger: {known})"
+        _("{issue}: the ledger has no send of this issue (issues in the ledger: {known})").format(
+            issue=wanted, known=known
+        )
     )
 
 
@@ -74,8 +77,15 @@ def _counts(record: ledger_mod.IssueRecord) -> tuple[int, int, int, int]:
 def _table(home: Home, records: list[ledger_mod.IssueRecord]) -> str:
     title = home.name or str(home.root)
     if not records:
-        return f"{title}: no issue has been sent yet"
-    header = ("issue", "started (UTC)", "delivered", "failed", "deferred", "to send")
+        return _("{title}: no issue has been sent yet").format(title=title)
+    header = (
+        _("issue"),
+        _("started (UTC)"),
+        _("delivered"),
+        _("failed"),
+        _("deferred"),
+        _("to send"),
+    )
     rows = [header]
     for record in sorted(records, key=lambda r: r.started_at, reverse=True):
         delivered, failed, deferred, to_send = _counts(record)
@@ -90,38 +100,61 @@ def _table(home: Home, records: list[ledger_mod.IssueRecord]) -> str:
             )
         )
     widths = [max(len(row[n]) for row in rows) for n in range(len(header))]
-    lines = [f"{title}: {len(records)} issue(s) in the ledger"]
+    lines = [
+        ngettext(
+            "{title}: {count} issue in the ledger",
+            "{title}: {count} issues in the ledger",
+            len(records),
+        ).format(title=title, count=len(records))
+    ]
     for row in rows:
         cells = [
             cell.ljust(widths[n]) if n < 2 else cell.rjust(widths[n]) for n, cell in enumerate(row)
         ]
         lines.append("  ".join(cells).rstrip())
-    lines.append("Details of one issue: nieuwsbrief status ISSUE_DIR")
+    lines.append(
+        _("Details of one issue: {command}").format(command="nieuwsbrief status " + _("ISSUE_DIR"))
+    )
     return "\n".join(lines)
 
 
 def _details(record: ledger_mod.IssueRecord, rows: list[ledger_mod.LedgerRow]) -> str:
     delivered, failed, deferred, to_send = _counts(record)
     lines = [
-        f"Issue:      {record.path or record.issue}"
-        + (f" (id {record.issue})" if record.path and record.issue != record.path else ""),
-        f"Subject:    {record.subject}",
-        f"Started:    {record.started_at} (UTC); last result {record.last_update or '-'}",
-        f"Delivered:  {delivered}",
-        f"Failed:     {failed} refused by the server (5xx)",
-        f"Deferred:   {deferred} still refused temporarily (4xx) when the retries ran out",
-        f"To send:    {to_send} of the {record.planned} planned",
+        _("Issue:      {issue}").format(issue=record.path or record.issue)
+        + (
+            " " + _("(id {id})").format(id=record.issue)
+            if record.path and record.issue != record.path
+            else ""
+        ),
+        _("Subject:    {subject}").format(subject=record.subject),
+        _("Started:    {started} (UTC); last result {last}").format(
+            started=record.started_at, last=record.last_update or "-"
+        ),
+        _("Delivered:  {count}").format(count=delivered),
+        _("Failed:     {count} refused by the server (5xx)").format(count=failed),
+        _("Deferred:   {count} still refused temporarily (4xx) when the retries ran out").format(
+            count=deferred
+        ),
+        _("To send:    {count} of the {planned} planned").format(
+            count=to_send, planned=record.planned
+        ),
     ]
     for row in rows[:_SHOWN_FAILURES]:
-        lines.append(f"  {row.address}: {row.status}, {row.reply}")
+        lines.append(f"  {row.address}: {_(row.status)}, {row.reply}")
     if len(rows) > _SHOWN_FAILURES:
-        lines.append(f"  ... and {len(rows) - _SHOWN_FAILURES} more (see out/send-failures.csv)")
+        lines.append(
+            "  "
+            + _("... and {count} more (see out/send-failures.csv)").format(
+                count=len(rows) - _SHOWN_FAILURES
+            )
+        )
     if record.command:
         if to_send:
-            lines.append(f"Continue:   {record.command}")
+            lines.append(_("Continue:   {command}").format(command=record.command))
         if failed or deferred:
             retry = record.command
             if "--retry-failed" not in retry:
                 retry += " --retry-failed"
-            lines.append(f"Retry the failed ones: {retry}")
+            lines.append(_("Retry the failed ones: {command}").format(command=retry))
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from nieuwsbrief.addresses import needs_smtputf8, normalise_address, smtp_address
 from nieuwsbrief.errors import SubscriberListError
+from nieuwsbrief.i18n import N_, _, ngettext
 from nieuwsbrief.inputfile import LIST_LIMIT, InputFileError, read_input
 from nieuwsbrief.model import Subscriber
 from nieuwsbrief.tabular import (
@@ -89,7 +90,7 @@ def normalise_key(header: str) -> str:
 def load_subscribers(path: Path) -> SubscriberList:
     """Read a CSV subscriber list: valid unique addresses kept, every skipped row reported."""
     try:
-        data = read_input(path, LIST_LIMIT, "a subscriber list")
+        data = read_input(path, LIST_LIMIT, N_("a subscriber list"))
     except InputFileError as exc:
         raise SubscriberListError(str(exc)) from None
     try:
@@ -106,11 +107,17 @@ def _parse(path: Path, text: str, encoding: str) -> SubscriberList:
     keys = _column_keys(path, header_line, headers)
     email_col = _find_column(keys, EMAIL_ALIASES)
     if email_col is None:
-        seen = ", ".join(repr(h.strip()) for h in headers) or "none"
+        seen = ", ".join(repr(h.strip()) for h in headers) or _("none")
         raise SubscriberListError(
-            f"{path}:{header_line}: no e-mail column; the header row has {seen} "
-            f"(read as {DELIMITER_NAMES[delimiter]}-separated {encoding}). "
-            "Add a column named e-mail or email."
+            _(
+                "{where}: no e-mail column; the header row has {seen} "
+                "(read as {delimiter}-separated {encoding}). Add a column named e-mail or email."
+            ).format(
+                where=f"{path}:{header_line}",
+                seen=seen,
+                delimiter=_(DELIMITER_NAMES[delimiter]),
+                encoding=encoding,
+            )
         )
     name_col = _find_column(keys, NAME_ALIASES)
     name_parts = [
@@ -134,14 +141,14 @@ def _parse(path: Path, text: str, encoding: str) -> SubscriberList:
             continue
         raw_email = values[email_col]
         if not raw_email:
-            invalid.append(RejectedRow(line, "", "no e-mail address"))
+            invalid.append(RejectedRow(line, "", _("no e-mail address")))
             continue
         try:
             # A non-ASCII local part is valid (RFC 6531); send needs SMTPUTF8 for it and the
             # report says so. The normalized form keeps an international domain in Unicode.
             email = validate_email(raw_email, check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            reason = f"not a valid e-mail address: {str(exc).rstrip('.')}"
+            reason = _("not a valid e-mail address: {reason}").format(reason=str(exc).rstrip("."))
             invalid.append(RejectedRow(line, raw_email, reason))
             continue
         dedupe_key = normalise_address(email)
@@ -177,44 +184,75 @@ def _parse(path: Path, text: str, encoding: str) -> SubscriberList:
 
 def format_report(lst: SubscriberList, suppressed: int | None = None) -> str:
     """Describe a loaded list in a few lines: what was read, who gets it, what was skipped."""
+    delimiter = DELIMITER_NAMES.get(lst.delimiter)
+    valid, invalid, duplicates = len(lst.subscribers), len(lst.invalid), len(lst.duplicates)
     lines = [
-        f"{lst.path}: {lst.encoding}, {DELIMITER_NAMES.get(lst.delimiter, repr(lst.delimiter))}"
-        "-separated",
-        f"  {_count(len(lst.subscribers), 'valid recipient')}",
-        f"  merge fields: {', '.join(lst.columns) if lst.columns else '(none)'}",
+        _("{path}: {encoding}, {delimiter}-separated").format(
+            path=lst.path,
+            encoding=lst.encoding,
+            delimiter=_(delimiter) if delimiter else repr(lst.delimiter),
+        ),
+        "  "
+        + ngettext("{count} valid recipient", "{count} valid recipients", valid).format(
+            count=valid
+        ),
+        "  "
+        + _("merge fields: {fields}").format(
+            fields=", ".join(lst.columns) if lst.columns else _("(none)")
+        ),
     ]
     if lst.invalid:
-        lines.append(f"  {_count(len(lst.invalid), 'invalid row')} (skipped):")
+        lines.append(
+            "  "
+            + ngettext(
+                "{count} invalid row (skipped):", "{count} invalid rows (skipped):", invalid
+            ).format(count=invalid)
+        )
         lines += _limited(
-            f"{lst.path}:{r.line}: {r.reason}" + (f" (value {r.value!r})" if r.value else "")
+            f"{lst.path}:{r.line}: {r.reason}"
+            + (" " + _("(value {value})").format(value=repr(r.value)) if r.value else "")
             for r in lst.invalid
         )
     if lst.duplicates:
-        lines.append(f"  {_count(len(lst.duplicates), 'duplicate')} (skipped):")
+        lines.append(
+            "  "
+            + ngettext(
+                "{count} duplicate (skipped):", "{count} duplicates (skipped):", duplicates
+            ).format(count=duplicates)
+        )
         lines += _limited(
-            f"{lst.path}:{d.line}: duplicate of line {d.first_line} ({d.email})"
+            _("{where}: duplicate of line {line} ({address})").format(
+                where=f"{lst.path}:{d.line}", line=d.first_line, address=d.email
+            )
             for d in lst.duplicates
         )
     smtputf8 = [s for s in lst.subscribers if needs_smtputf8(s.email)]
     if smtputf8:
         lines.append(
-            f"  {len(smtputf8)} with non-ASCII characters before the @, sent only if the mail "
-            "server offers SMTPUTF8 (otherwise that recipient fails):"
+            "  "
+            + _(
+                "{count} with non-ASCII characters before the @, sent only if the mail "
+                "server offers SMTPUTF8 (otherwise that recipient fails):"
+            ).format(count=len(smtputf8))
         )
-        lines += _limited(f"{lst.path}:{s.line}: {s.email} needs SMTPUTF8" for s in smtputf8)
+        lines += _limited(
+            _("{where}: {address} needs SMTPUTF8").format(
+                where=f"{lst.path}:{s.line}", address=s.email
+            )
+            for s in smtputf8
+        )
     idn = [s for s in lst.subscribers if not s.email.isascii() and not needs_smtputf8(s.email)]
     if idn:
         lines.append(
-            f"  {len(idn)} with an international domain, sent in its ASCII form "
-            f"(line {idn[0].line}: {smtp_address(idn[0].email)})"
+            "  "
+            + _(
+                "{count} with an international domain, sent in its ASCII form "
+                "(line {line}: {address})"
+            ).format(count=len(idn), line=idn[0].line, address=smtp_address(idn[0].email))
         )
     if suppressed is not None:
-        lines.append(f"  {suppressed} suppressed (will be skipped)")
+        lines.append("  " + _("{count} suppressed (will be skipped)").format(count=suppressed))
     return "\n".join(lines)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _limited(items: Iterable[str]) -> list[str]:
@@ -227,7 +265,7 @@ def _limited(items: Iterable[str]) -> list[str]:
         else:
             hidden += 1
     if hidden:
-        shown.append(f"    ... and {hidden} more")
+        shown.append("    " + _("... and {count} more").format(count=hidden))
     return shown
 
 
@@ -236,7 +274,10 @@ def _first_nonblank(rows: Iterator[tuple[int, list[str]]], path: Path) -> tuple[
         if any(cell.strip() for cell in row):
             return line, [cell.strip().lstrip("\ufeff").strip() for cell in row]
     raise SubscriberListError(
-        f"{path}: the file has no header row; add a first line with a column named e-mail or email"
+        _(
+            "{path}: the file has no header row; add a first line with a column named e-mail "
+            "or email"
+        ).format(path=path)
     )
 
 
@@ -248,8 +289,15 @@ def _column_keys(path: Path, header_line: int, headers: Sequence[str]) -> list[s
         key = normalise_key(header) or f"column_{position}"
         if key in header_of:
             raise SubscriberListError(
-                f"{path}:{header_line}: columns {header_of[key]!r} and {header!r} both become "
-                f"merge field '{key}'; rename one of them"
+                _(
+                    "{where}: columns {first} and {second} both become merge field '{key}'; "
+                    "rename one of them"
+                ).format(
+                    where=f"{path}:{header_line}",
+                    first=repr(header_of[key]),
+                    second=repr(header),
+                    key=key,
+                )
             )
         header_of[key] = header
         keys.append(key)
@@ -265,11 +313,11 @@ def _find_column(keys: Sequence[str], aliases: Sequence[str]) -> int | None:
 
 def _unsafe_value(headers: Sequence[str], values: Sequence[str]) -> tuple[str, str] | None:
     for header, value in zip(headers, values, strict=False):
-        column = " ".join(header.split()) or "a nameless column"
+        column = " ".join(header.split()) or _("a nameless column")
         if _LINE_BREAK_RE.search(value):
-            return value, f"{column} contains a line break"
+            return value, _("{column} contains a line break").format(column=column)
         if "\x00" in value:
-            return value, f"{column} contains a NUL character"
+            return value, _("{column} contains a NUL character").format(column=column)
         if _CONTROL_RE.search(value):
-            return value, f"{column} contains a control character"
+            return value, _("{column} contains a control character").format(column=column)
     return None

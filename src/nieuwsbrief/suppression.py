@@ -20,6 +20,7 @@ from pathlib import Path
 
 from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.i18n import N_, _
 from nieuwsbrief.tokens import find_token, verify_token
 
 SCHEMA_VERSION = 3
@@ -95,7 +96,9 @@ class SuppressionList:
         # front (BEGIN IMMEDIATE): in WAL mode a read transaction that later writes would fail
         # at once instead of waiting out the busy timeout.
         if self.readonly and write:
-            raise NieuwsbriefError(f"{self.path}: opened read-only; nothing may be written")
+            raise NieuwsbriefError(
+                _("{path}: opened read-only; nothing may be written").format(path=self.path)
+            )
         if self.readonly and not self.path.exists():
             target, uri = ":memory:", False
         elif self.readonly:
@@ -129,8 +132,10 @@ class SuppressionList:
                     os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             except OSError as exc:
                 raise NieuwsbriefError(
-                    f"{self.path}: cannot create the suppression list ({exc.strerror}); "
-                    "check that its folder can be made and written"
+                    _(
+                        "{path}: cannot create the suppression list ({reason}); "
+                        "check that its folder can be made and written"
+                    ).format(path=self.path, reason=exc.strerror)
                 ) from None
         try:
             with closing(
@@ -172,33 +177,45 @@ class SuppressionList:
     def _refuse_unknown(self, version: int, tables: int) -> None:
         if version > SCHEMA_VERSION:
             raise NieuwsbriefError(
-                f"{self.path}: suppression list has schema version {version}; this "
-                f"nieuwsbrief knows up to {SCHEMA_VERSION}; upgrade nieuwsbrief"
+                _(
+                    "{path}: suppression list has schema version {version}; this "
+                    "nieuwsbrief knows up to {known}; upgrade nieuwsbrief"
+                ).format(path=self.path, version=version, known=SCHEMA_VERSION)
             )
         if version == 0 and tables:
             raise NieuwsbriefError(
-                f"{self.path}: is a SQLite file of something else, not a suppression "
-                "list; it was left untouched. Check NIEUWSBRIEF_SUPPRESSION_DB"
+                _(
+                    "{path}: is a SQLite file of something else, not a suppression "
+                    "list; it was left untouched. Check NIEUWSBRIEF_SUPPRESSION_DB"
+                ).format(path=self.path)
             )
 
     def _error(self, exc: sqlite3.Error) -> NieuwsbriefError:
         text = str(exc)
         if "not a database" in text or "malformed" in text:
             return NieuwsbriefError(
-                f"{self.path}: is not a SQLite suppression list ({text}); "
-                "check NIEUWSBRIEF_SUPPRESSION_DB"
+                _(
+                    "{path}: is not a SQLite suppression list ({reason}); "
+                    "check NIEUWSBRIEF_SUPPRESSION_DB"
+                ).format(path=self.path, reason=text)
             )
         if "unable to open" in text:
             return NieuwsbriefError(
-                f"{self.path}: cannot open the suppression list ({text}); "
-                "check that the folder exists and is writable"
+                _(
+                    "{path}: cannot open the suppression list ({reason}); "
+                    "check that the folder exists and is writable"
+                ).format(path=self.path, reason=text)
             )
         if "locked" in text or "busy" in text:
             return NieuwsbriefError(
-                f"{self.path}: the suppression list stayed locked for "
-                f"{BUSY_TIMEOUT_SECONDS:.0f} s by another process; try again"
+                _(
+                    "{path}: the suppression list stayed locked for {seconds} s by another "
+                    "process; try again"
+                ).format(path=self.path, seconds=f"{BUSY_TIMEOUT_SECONDS:.0f}")
             )
-        return NieuwsbriefError(f"{self.path}: suppression list error: {text}")
+        return NieuwsbriefError(
+            _("{path}: suppression list error: {reason}").format(path=self.path, reason=text)
+        )
 
     # -- recipients ---------------------------------------------------------------------------
 
@@ -308,7 +325,9 @@ class SuppressionList:
 def _check_source(source: str) -> None:
     if source not in SOURCES:
         raise NieuwsbriefError(
-            f"unknown suppression source {source!r}; use one of {', '.join(sorted(SOURCES))}"
+            _("unknown suppression source {source}; use one of {sources}").format(
+                source=repr(source), sources=", ".join(sorted(SOURCES))
+            )
         )
 
 
@@ -318,11 +337,12 @@ def _check_source(source: str) -> None:
 class Status(StrEnum):
     """What happened to one staff unsubscribe request."""
 
-    ADDED = "added"
-    ALREADY = "already suppressed"
-    UNKNOWN_TOKEN = "unknown token"
-    INVALID_TOKEN = "invalid token"
-    NOT_AN_ADDRESS = "not an address"
+    # Marked for the catalog: reports show them translated, _(status).
+    ADDED = N_("added")
+    ALREADY = N_("already suppressed")
+    UNKNOWN_TOKEN = N_("unknown token")
+    INVALID_TOKEN = N_("invalid token")
+    NOT_AN_ADDRESS = N_("not an address")
 
 
 @dataclass(frozen=True)

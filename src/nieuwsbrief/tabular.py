@@ -13,13 +13,19 @@ import io
 import re
 from collections.abc import Iterator
 
+from .i18n import N_, _
+
 # The longest cell a table may have. Python's csv module stops at 131,072 characters by default
 # with a bare "_csv.Error"; real cells (an address, a name, a note) are far shorter, and a cell
 # over this limit is reported with its line (usually a quote that is never closed).
 FIELD_LIMIT = 1_000_000
 csv.field_size_limit(FIELD_LIMIT)
 DELIMITERS = (",", ";", "\t")
-DELIMITER_NAMES = {",": "comma (,)", ";": "semicolon (;)", "\t": "tab"}
+DELIMITER_NAMES = {
+    ",": N_("comma (,)"),
+    ";": N_("semicolon (;)"),
+    "\t": N_("tab"),
+}  # translate: _()
 SNIFF_BYTES = 16_384  # csv.Sniffer is slow on big samples and a few lines are enough
 _SEP_HINT_RE = re.compile(r"sep=(.)\r?\n?", re.IGNORECASE)
 
@@ -39,32 +45,36 @@ class UnreadableTable(Exception):
 def decode(data: bytes) -> tuple[str, str]:
     """Return (text, encoding): UTF-8 with or without BOM, else Windows-1252 (Excel's 'CSV')."""
     if not data.strip():
-        raise UnreadableTable("the file is empty; export it as CSV with a header row")
+        raise UnreadableTable(_("the file is empty; export it as CSV with a header row"))
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise UnreadableTable(
-            "saved as UTF-16 ('Unicode text'); in Excel choose Save As > 'CSV UTF-8'"
+            _("saved as UTF-16 ('Unicode text'); in Excel choose Save As > 'CSV UTF-8'")
         )
     # Text never has many NULs; one stray NUL from a CRM only costs its row.
     head = data[:8192]
     if data.startswith(b"PK\x03\x04"):
-        kind = "an Excel workbook (.xlsx)"
+        kind = _("an Excel workbook (.xlsx)")
     elif data.startswith(b"\xd0\xcf\x11\xe0"):
-        kind = "an Excel 97-2003 workbook (.xls)"
+        kind = _("an Excel 97-2003 workbook (.xls)")
     elif head.count(b"\x00") >= max(2, len(head) // 100):
-        kind = "not a text file"
+        kind = _("not a text file")
     else:
         kind = ""
     if kind:
         raise UnreadableTable(
-            f"{kind}, not CSV; in Excel choose Save As > 'CSV UTF-8' or 'CSV (;)'"
+            _("{kind}, not CSV; in Excel choose Save As > 'CSV UTF-8' or 'CSV (;)'").format(
+                kind=kind
+            )
         )
     if data.startswith(codecs.BOM_UTF8):
         try:
             return data.decode("utf-8-sig"), "utf-8-sig"
         except UnicodeDecodeError as exc:
             raise UnreadableTable(
-                f"starts like UTF-8 but byte 0x{data[exc.start]:02x} at offset "
-                f"{exc.start} is not; export it again as 'CSV UTF-8'"
+                _(
+                    "starts like UTF-8 but byte {byte} at offset {offset} is not; "
+                    "export it again as 'CSV UTF-8'"
+                ).format(byte=f"0x{data[exc.start]:02x}", offset=exc.start)
             ) from None
     try:
         return data.decode("utf-8"), "utf-8"
@@ -75,8 +85,10 @@ def decode(data: bytes) -> tuple[str, str]:
         return data.decode("cp1252"), "cp1252"
     except UnicodeDecodeError as exc:
         raise UnreadableTable(
-            f"not text in UTF-8 or Windows-1252 (byte 0x{data[exc.start]:02x} at "
-            f"offset {exc.start}); export it again as 'CSV UTF-8'"
+            _(
+                "not text in UTF-8 or Windows-1252 (byte {byte} at offset {offset}); "
+                "export it again as 'CSV UTF-8'"
+            ).format(byte=f"0x{data[exc.start]:02x}", offset=exc.start)
         ) from None
 
 
@@ -118,12 +130,16 @@ def numbered_rows(text: str, delimiter: str, first_line: int) -> Iterator[tuple[
             line = first_line + consumed
             if "field larger than field limit" in str(exc):
                 raise UnreadableTable(
-                    f"a cell in the row starting here is longer than {FIELD_LIMIT:,} characters "
-                    '(the limit); often a quote (") that is never closed swallows the rest of '
-                    "the file: check the quotes in this row",
+                    _(
+                        "a cell in the row starting here is longer than {limit} characters "
+                        '(the limit); often a quote (") that is never closed swallows the rest of '
+                        "the file: check the quotes in this row"
+                    ).format(limit=f"{FIELD_LIMIT:,}"),
                     line,
                 ) from None
-            raise UnreadableTable(f"cannot be read as CSV ({exc}); check this row", line) from None
+            raise UnreadableTable(
+                _("cannot be read as CSV ({reason}); check this row").format(reason=exc), line
+            ) from None
         yield first_line + consumed, row
         # line_num counts the source lines read so far, including line breaks inside quotes.
         consumed = reader.line_num

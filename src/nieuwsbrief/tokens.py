@@ -22,6 +22,7 @@ from urllib.parse import unquote
 
 from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.i18n import _
 
 VERSION = "1"
 _ID_BYTES = 12
@@ -44,8 +45,10 @@ _MAC_LABEL = b"nieuwsbrief/unsubscribe/mac/v1"
 def _keys(secret: str) -> tuple[bytes, bytes]:
     if len(secret) < MIN_SECRET_LENGTH:
         raise NieuwsbriefError(
-            f"the unsubscribe secret is shorter than {MIN_SECRET_LENGTH} characters; "
-            "set NIEUWSBRIEF_SECRET to a long random value"
+            _(
+                "the unsubscribe secret is shorter than {length} characters; "
+                "set NIEUWSBRIEF_SECRET to a long random value"
+            ).format(length=MIN_SECRET_LENGTH)
         )
     master = secret.encode("utf-8")
     id_key = hmac.new(master, _ID_LABEL, hashlib.sha256).digest()
@@ -113,8 +116,14 @@ def unsubscribe_link(url_template: str, token: str) -> str:
     """Return the HTTPS unsubscribe URL: `url_template` with `{token}` replaced by `token`."""
     if "{token}" not in url_template:
         raise NieuwsbriefError(
-            f"the unsubscribe URL {url_template!r} has no '{{token}}' placeholder; "
-            "set NIEUWSBRIEF_UNSUBSCRIBE_URL to e.g. https://www.bureau-kennis.net/afmelden/{token}"
+            _(
+                "the unsubscribe URL {url} has no {placeholder} placeholder; "
+                "set NIEUWSBRIEF_UNSUBSCRIBE_URL to e.g. {example}"
+            ).format(
+                url=repr(url_template),
+                placeholder="'{token}'",
+                example="https://www.bureau-kennis.net/afmelden/{token}",
+            )
         )
     return url_template.replace("{token}", token)
 

@@ -12,6 +12,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from .config import Settings
 from .errors import ConfigError, NieuwsbriefError
+from .i18n import N_, _
 from .inputfile import LIST_LIMIT, read_input
 from .subscribers import EMAIL_ALIASES, normalise_key
 from .suppression import Status, SuppressionList, unsubscribe_requests
@@ -30,7 +31,9 @@ def unsubscribe_items(
     if from_file is not None:
         items = items + read_request_file(from_file)
     if not items:
-        raise NieuwsbriefError("nothing to unsubscribe: give addresses or tokens, or --from-file")
+        raise NieuwsbriefError(
+            _("nothing to unsubscribe: give addresses or tokens, or --from-file")
+        )
     outcomes = unsubscribe_requests(
         settings.secret, SuppressionList(settings.suppression_path), items
     )
@@ -38,25 +41,33 @@ def unsubscribe_items(
     for outcome in outcomes:
         if outcome.status is Status.NOT_AN_ADDRESS:
             reason = _address_problem(outcome.item)
-            lines.append(f"{outcome.item}: not an address or token ({reason})")
+            lines.append(
+                _("{item}: not an address or token ({reason})").format(
+                    item=outcome.item, reason=reason
+                )
+            )
         elif outcome.status in (Status.INVALID_TOKEN, Status.UNKNOWN_TOKEN):
             hint = (
-                "its signature does not match NIEUWSBRIEF_SECRET"
+                _("its signature does not match NIEUWSBRIEF_SECRET")
                 if outcome.status is Status.INVALID_TOKEN
-                else "no message with this token was sent from this suppression list"
+                else _("no message with this token was sent from this suppression list")
             )
-            lines.append(f"{outcome.item}: {outcome.status} ({hint})")
+            lines.append(f"{outcome.item}: {_(outcome.status)} ({hint})")
         else:
-            lines.append(f"{outcome.item}: {outcome.status} ({outcome.address})")
+            lines.append(f"{outcome.item}: {_(outcome.status)} ({outcome.address})")
     added = sum(1 for o in outcomes if o.status is Status.ADDED)
     problems = sum(1 for o in outcomes if o.status in _PROBLEMS)
-    lines.append(f"{added} unsubscribed, {problems} not understood; {settings.suppression_path}")
+    lines.append(
+        _("{added} unsubscribed, {problems} not understood; {path}").format(
+            added=added, problems=problems, path=settings.suppression_path
+        )
+    )
     return "\n".join(lines), problems == 0
 
 
 def read_request_file(path: Path) -> list[str]:
     """Return the items of a request file: one per line, or the e-mail column of a CSV."""
-    data = read_input(path, LIST_LIMIT, "a request file")
+    data = read_input(path, LIST_LIMIT, N_("a request file"))
     try:
         text = decode(data)[0]
     except UnreadableTable as exc:
@@ -94,7 +105,7 @@ def _address_problem(item: str) -> str:
         validate_email(item, check_deliverability=False)
     except EmailNotValidError as exc:
         return str(exc)
-    return "unrecognised"
+    return _("unrecognised")
 
 
 def list_report(settings: Settings) -> str:
@@ -106,15 +117,21 @@ def list_report(settings: Settings) -> str:
         + (f" ({e.note})" if e.note else "")
         for e in entries
     ]
-    lines.append(f"{len(entries)} unsubscribed in {settings.suppression_path}")
+    lines.append(
+        _("{count} unsubscribed in {path}").format(
+            count=len(entries), path=settings.suppression_path
+        )
+    )
     return "\n".join(lines)
 
 
 def remove_address(settings: Settings, address: str) -> str:
     """Take an address off the suppression list (a re-subscription after a mistake)."""
     if not SuppressionList(settings.suppression_path).remove(address):
-        raise NieuwsbriefError(f"{address} is not on the suppression list")
-    return f"{address} will receive the newsletter again"
+        raise NieuwsbriefError(
+            _("{address} is not on the suppression list").format(address=address)
+        )
+    return _("{address} will receive the newsletter again").format(address=address)
 
 
 def run_server(
@@ -128,17 +145,25 @@ def run_server(
     """Serve the one-click unsubscribe endpoint until Ctrl+C."""
     if not settings.unsubscribe_url:
         raise ConfigError(
-            "NIEUWSBRIEF_UNSUBSCRIBE_URL is not set; set it to the public address, e.g. "
-            "https://www.bureau-kennis.net/afmelden/{token}"
+            _(
+                "NIEUWSBRIEF_UNSUBSCRIBE_URL is not set; set it to the public address, e.g. "
+                "{example}"
+            ).format(example="https://www.bureau-kennis.net/afmelden/{token}")
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     app = make_app(settings.secret, settings.suppression_path, settings.unsubscribe_url)
 
     def listening(url: str, limits: ServerLimits) -> None:
         announce(
-            f"Unsubscribe endpoint for {settings.unsubscribe_url} on {url} "
-            f"(time-out {limits.timeout} s, up to {limits.connections} connections; "
-            "Ctrl+C stops it)"
+            _(
+                "Unsubscribe endpoint for {endpoint} on {url} (time-out {timeout} s, up to "
+                "{connections} connections; Ctrl+C stops it)"
+            ).format(
+                endpoint=settings.unsubscribe_url,
+                url=url,
+                timeout=limits.timeout,
+                connections=limits.connections,
+            )
         )
 
     serve(app, host, port, limits, announce=listening)

@@ -36,6 +36,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 
 from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.i18n import _
 from nieuwsbrief.suppression import SuppressionList
 from nieuwsbrief.tokens import recipient_id, verify_token
 
@@ -107,14 +108,22 @@ def mask_address(address: str) -> str:
 def _route(url_template: str) -> tuple[str, str]:
     if "{token}" not in url_template:
         raise NieuwsbriefError(
-            f"the unsubscribe URL {url_template!r} has no '{{token}}' placeholder; "
-            "set NIEUWSBRIEF_UNSUBSCRIBE_URL to e.g. https://www.bureau-kennis.net/afmelden/{token}"
+            _(
+                "the unsubscribe URL {url} has no {placeholder} placeholder; "
+                "set NIEUWSBRIEF_UNSUBSCRIBE_URL to e.g. {example}"
+            ).format(
+                url=repr(url_template),
+                placeholder="'{token}'",
+                example="https://www.bureau-kennis.net/afmelden/{token}",
+            )
         )
     path = urlsplit(url_template).path
     if "{token}" not in path:
         raise NieuwsbriefError(
-            f"the unsubscribe URL {url_template!r} must have '{{token}}' in its path, "
-            "not in the host or query"
+            _(
+                "the unsubscribe URL {url} must have {placeholder} in its path, "
+                "not in the host or query"
+            ).format(url=repr(url_template), placeholder="'{token}'")
         )
     prefix, suffix = path.split("{token}", 1)
     return prefix, suffix
@@ -449,8 +458,10 @@ class UnsubscribeServer:
             self._server = _Server(_logged(app), adj=adjustments, sockinfo=adjustments.listen[0])
         except OSError as exc:
             raise NieuwsbriefError(
-                f"{host}:{port}: cannot listen for unsubscribe requests ({exc.strerror}); "
-                "choose another --host/--port"
+                _(
+                    "{address}: cannot listen for unsubscribe requests ({reason}); "
+                    "choose another --host/--port"
+                ).format(address=f"{host}:{port}", reason=exc.strerror)
             ) from exc
         self.limits = limits
         self.host = str(self._server.effective_host)

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ContentError
+from .i18n import _
 
 
 @dataclass(frozen=True)
@@ -53,24 +54,31 @@ class _Loader(yaml.SafeLoader):
         if anchor is not None:
             # An alias always follows its anchor, so a lone *name is text that lacks quotes.
             hint = (
-                " (text that starts with * needs quotes)"
+                " " + _("(text that starts with * needs quotes)")
                 if isinstance(event, yaml.AliasEvent)
                 else ""
             )
             raise _Refused(
-                f"aliases (&{anchor} / *{anchor}) are not allowed; write the value out{hint}",
+                _("aliases ({aliases}) are not allowed; write the value out").format(
+                    aliases=f"&{anchor} / *{anchor}"
+                )
+                + hint,
                 event.start_mark.line,
             )
         if self._depth >= MAX_DEPTH:
             raise _Refused(
-                f"values are nested more than {MAX_DEPTH} levels deep; "
-                "this file needs at most a list of mappings",
+                _(
+                    "values are nested more than {depth} levels deep; "
+                    "this file needs at most a list of mappings"
+                ).format(depth=MAX_DEPTH),
                 event.start_mark.line,
             )
         self._values += 1
         if self._values > MAX_VALUES:
             raise _Refused(
-                f"the file has more than {MAX_VALUES:,} values; is this the right file?",
+                _("the file has more than {count} values; is this the right file?").format(
+                    count=f"{MAX_VALUES:,}"
+                ),
                 event.start_mark.line,
             )
         self._depth += 1
@@ -91,7 +99,9 @@ def parse_yaml(text: str, path: Path, first_line: int = 1) -> Node:
         line = first_line + text.count("\n", 0, exc.position)
         raise ContentError(
             path,
-            f"contains the character U+{exc.character:04X}, which YAML does not allow; delete it",
+            _("contains the character {character}, which YAML does not allow; delete it").format(
+                character=f"U+{exc.character:04X}"
+            ),
             line,
         ) from None
     except RecursionError:  # MAX_DEPTH stops nesting long before this; kept as a last guard
@@ -149,8 +159,10 @@ def _convert(node: yaml.Node, path: Path, offset: int) -> Node:
             key = str(key_node.value)
             if key in mapping:
                 raise ContentError(
-                    path, f"'{key}' appears twice", key_node.start_mark.line + 1 + offset
+                    path,
+                    _("'{key}' appears twice").format(key=key),
+                    key_node.start_mark.line + 1 + offset,
                 )
             mapping[key] = _convert(value_node, path, offset)
         return Node(mapping, line)
-    raise ContentError(path, "unsupported YAML construct", line)  # pragma: no cover
+    raise ContentError(path, _("unsupported YAML construct"), line)  # pragma: no cover
