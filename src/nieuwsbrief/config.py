@@ -620,18 +620,24 @@ def _parse_web_url(value: str | None, errors: list[str]) -> str | None:
     if value is None:
         return None
     name = "NIEUWSBRIEF_WEB_URL"
-    example = "for example https://www.bureau-kennis.net/nieuwsbrief/"
+    example = _("for example {url}").format(url="https://www.bureau-kennis.net/nieuwsbrief/")
     try:
         parts = urlsplit(value)
         host = parts.hostname
     except ValueError:
         host = None
     if any(c.isspace() for c in value) or not host or parts.query or parts.fragment:
-        errors.append(f"{name}: {value!r} is not a web address of a folder; {example}")
+        errors.append(
+            _("{name}: {value} is not a web address of a folder; {example}").format(
+                name=name, value=repr(value), example=example
+            )
+        )
         return None
     if not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
         errors.append(
-            f"{name}: {value!r} must use https (http only for localhost/127.0.0.1); {example}"
+            _(
+                "{name}: {value} must use https (http only for localhost/127.0.0.1); {example}"
+            ).format(name=name, value=repr(value), example=example)
         )
         return None
     return value if value.endswith("/") else value + "/"

@@ -329,8 +329,10 @@ def parse_time_range(value: str, path: Path, line: int) -> tuple[time, time | No
         if hour > 23 or minute > 59:
             raise ContentError(
                 path,
-                f"time '{value}' is not a time or a time range; write it as 13:30-17:00 "
-                "(or 13:30 when only the start is known)",
+                _(
+                    "time '{value}' is not a time or a time range; write it as 13:30-17:00 "
+                    "(or 13:30 when only the start is known)"
+                ).format(value=value),
                 line,
             )
         times.append(time(hour, minute))

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from .errors import ContentError
+from .i18n import _
 
 # The e-mail body is 600 px wide with 24 px padding each side (templates/email.mjml.j2).
 EMAIL_COLUMN_WIDTH = 552
@@ -73,7 +74,9 @@ def process_image(path: Path, src: str, where: Path, line: int | None) -> Proces
     except OSError:
         raise ContentError(
             where,
-            f"image '{src}' not found; put the file next to the article ({path.parent})",
+            _("image '{src}' not found; put the file next to the article ({folder})").format(
+                src=src, folder=path.parent
+            ),
             line,
         ) from None
     key = (path.resolve(), stat.st_mtime_ns, stat.st_size)
@@ -81,12 +84,15 @@ def process_image(path: Path, src: str, where: Path, line: int | None) -> Proces
     if cached is not None:
         return cached
     if not path.is_file():
-        raise ContentError(where, f"image '{src}' is not a file", line)
+        raise ContentError(where, _("image '{src}' is not a file").format(src=src), line)
     if stat.st_size > MAX_SOURCE_BYTES:
         raise ContentError(
             where,
-            f"image '{src}' is {stat.st_size / 1e6:.0f} MB; save it smaller "
-            f"(at most {MAX_SOURCE_BYTES // 1_000_000} MB) before adding it",
+            _(
+                "image '{src}' is {size} MB; save it smaller (at most {limit} MB) before adding it"
+            ).format(
+                src=src, size=f"{stat.st_size / 1e6:.0f}", limit=MAX_SOURCE_BYTES // 1_000_000
+            ),
             line,
         )
     processed = _encode(path.read_bytes(), src, where, line)
@@ -99,16 +105,23 @@ def process_image(path: Path, src: str, where: Path, line: int | None) -> Proces
 def _encode(raw: bytes, src: str, where: Path, line: int | None) -> ProcessedImage:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    unreadable = (
-        f"image '{src}' cannot be read as an image; save it as JPEG or PNG and add it again"
-    )
+    unreadable = _(
+        "image '{src}' cannot be read as an image; save it as JPEG or PNG and add it again"
+    ).format(src=src)
     try:
         with Image.open(io.BytesIO(raw)) as opened:
             if opened.width * opened.height > MAX_SOURCE_PIXELS:
                 raise ContentError(
                     where,
-                    f"image '{src}' is {opened.width}x{opened.height} pixels; "
-                    f"scale it below {MAX_SOURCE_PIXELS // 1_000_000} megapixels first",
+                    _(
+                        "image '{src}' is {width}x{height} pixels; "
+                        "scale it below {limit} megapixels first"
+                    ).format(
+                        src=src,
+                        width=opened.width,
+                        height=opened.height,
+                        limit=MAX_SOURCE_PIXELS // 1_000_000,
+                    ),
                     line,
                 )
             source_format = opened.format
@@ -136,9 +149,15 @@ def _encode(raw: bytes, src: str, where: Path, line: int | None) -> ProcessedIma
     if len(data) > MAX_IMAGE_BYTES:
         raise ContentError(
             where,
-            f"image '{src}' is {len(data) / 1e6:.1f} MB even after scaling to "
-            f"{image.width} px wide (at most {MAX_IMAGE_BYTES / 1e6:.0f} MB); "
-            "save it as JPEG, or crop it",
+            _(
+                "image '{src}' is {size} MB even after scaling to {width} px wide "
+                "(at most {limit} MB); save it as JPEG, or crop it"
+            ).format(
+                src=src,
+                size=f"{len(data) / 1e6:.1f}",
+                width=image.width,
+                limit=f"{MAX_IMAGE_BYTES / 1e6:.0f}",
+            ),
             line,
         )
     stem = _NAME_RE.sub("-", Path(urlsplit(src).path).stem.lower()).strip("-")[:40] or "foto"

@@ -216,8 +216,10 @@ class ImageLinker:
             if self.base is None:
                 raise ContentError(
                     where,
-                    f"image '{src}' is a file in the issue folder; e-mail can show it only "
-                    "from the web edition: set NIEUWSBRIEF_WEB_URL and run nieuwsbrief publish",
+                    _(
+                        "image '{src}' is a file in the issue folder; e-mail can show it only "
+                        "from the web edition: set NIEUWSBRIEF_WEB_URL and run nieuwsbrief publish"
+                    ).format(src=src),
                     file_line,
                 )
             self.used[image.name] = image

@@ -38,6 +38,7 @@ from .check import Finding
 from .content import ISSUE_FILE, load_agenda, load_issue, upcoming
 from .errors import ContentError, HomeError, NieuwsbriefError
 from .home import Home, find_home
+from .i18n import _
 from .model import MERGE_MARKER_RE, Brand, Event, Issue
 from .render import (
     ImageLinker,
@@ -95,14 +96,15 @@ class PublishReport:
         """Return the summary `publish` prints."""
         return "\n".join(
             [
-                f"Published {self.out_dir}",
-                f"  Issues:   {self.issues}",
-                f"  Events:   {self.events} calendar files (.ics)",
-                f"  Images:   {self.images}",
-                f"  Files:    {len(self.files)} ({len(self.changed)} new or changed, "
-                f"{len(self.removed)} removed)",
-                f"  Address:  {self.web_url}",
-                "Upload the folder to that address (e.g. rsync -a --delete), then send.",
+                _("Published {folder}").format(folder=self.out_dir),
+                _("  Issues:   {count}").format(count=self.issues),
+                _("  Events:   {count} calendar files (.ics)").format(count=self.events),
+                _("  Images:   {count}").format(count=self.images),
+                _("  Files:    {count} ({changed} new or changed, {removed} removed)").format(
+                    count=len(self.files), changed=len(self.changed), removed=len(self.removed)
+                ),
+                _("  Address:  {url}").format(url=self.web_url),
+                _("Upload the folder to that address (e.g. rsync -a --delete), then send."),
             ]
         )
 
@@ -198,8 +200,10 @@ def build_site(home: Home, web_url: str) -> tuple[dict[str, bytes], int, int, in
         if name in ics_names:
             raise ContentError(
                 event.source or "agenda",
-                f"event id '{event.id}' gives the same calendar file as '{ics_names[name]}'; "
-                "make the ids differ in letters or digits",
+                _(
+                    "event id '{id}' gives the same calendar file as '{other}'; "
+                    "make the ids differ in letters or digits"
+                ).format(id=event.id, other=ics_names[name]),
             )
         ics_names[name] = event.id
         files[name] = calendar_bytes([event], domain, brand)
@@ -365,8 +369,10 @@ def publish(home: Home, web_url: str | None, out_dir: Path | None = None) -> Pub
     """
     if not web_url:
         raise PublishError(
-            "publish needs the address the site will be served from: set NIEUWSBRIEF_WEB_URL, "
-            "e.g. NIEUWSBRIEF_WEB_URL=https://www.bureau-kennis.net/nieuwsbrief/"
+            _(
+                "publish needs the address the site will be served from: set "
+                "NIEUWSBRIEF_WEB_URL, e.g. {example}"
+            ).format(example="NIEUWSBRIEF_WEB_URL=https://www.bureau-kennis.net/nieuwsbrief/")
         )
     out_dir = (out_dir or default_out_dir(home)).resolve()
     files, issues, events, images = build_site(home, web_url)
@@ -395,7 +401,11 @@ def publish(home: Home, web_url: str | None, out_dir: Path | None = None) -> Pub
         home.ensure_state_dir()
         published_path(home).write_text(json.dumps(record, indent=1) + "\n", "utf-8")
     except OSError as exc:
-        raise PublishError(f"cannot write the site to {out_dir}: {exc.strerror}") from None
+        raise PublishError(
+            _("cannot write the site to {folder}: {reason}").format(
+                folder=out_dir, reason=exc.strerror
+            )
+        ) from None
     return PublishReport(
         out_dir=out_dir,
         files=tuple(sorted(files)),
@@ -435,7 +445,7 @@ def published_link_findings(html: str, text: str, web_url: str, issue_dir: Path)
             urls.append(url)
     if not urls:
         return []
-    run = "run `nieuwsbrief publish` first (and upload the site), then check again"
+    run = _("run `nieuwsbrief publish` first (and upload the site), then check again")
     try:
         home = find_home(issue_dir)
     except HomeError:
@@ -448,23 +458,28 @@ def published_link_findings(html: str, text: str, web_url: str, issue_dir: Path)
         return [
             Finding(
                 "web-unpublished",
-                f"the e-mail links to the web edition ({len(urls)} links under {web_url}), "
-                f"but {where} has not been published: {run}",
+                _(
+                    "the e-mail links to the web edition ({count} links under {url}), "
+                    "but {where} has not been published: {advice}"
+                ).format(count=len(urls), url=web_url, where=where, advice=run),
             )
         ]
     if record.get("web_url") != web_url:
         return [
             Finding(
                 "web-unpublished",
-                f"the last publish was for {record.get('web_url')!r}, the e-mail links to "
-                f"{web_url}: {run}",
+                _("the last publish was for {old}, the e-mail links to {url}: {advice}").format(
+                    old=repr(record.get("web_url")), url=web_url, advice=run
+                ),
             )
         ]
     produced = set(record.get("files", []))
     return [
         Finding(
             "web-unpublished",
-            f"the e-mail links to {url}, which the last publish did not produce: {run}",
+            _("the e-mail links to {url}, which the last publish did not produce: {advice}").format(
+                url=url, advice=run
+            ),
         )
         for url in urls
         if site_file_for(url, web_url) not in produced
