@@ -205,7 +205,7 @@ def test_subscribers_check_counts_in_the_right_plural(
     result = runner.invoke(app, ["subscribers", "check", str(path)], env=DUTCH)
     assert result.exit_code == 0, result.output
     assert dutch in result.stdout and "1 ongeldige rij (overgeslagen):" in result.stdout
-    assert "geen geldig e-mailadres" in result.stdout
+    assert "geen geldig e-mailadres: een e-mailadres moet een @ hebben" in result.stdout
     assert not english_words(result.stdout), result.stdout
     result = runner.invoke(app, ["subscribers", "check", str(path)], env=ENGLISH)
     assert english in result.stdout and "1 invalid row (skipped):" in result.stdout

@@ -15,12 +15,64 @@ email-validator depends on as well.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import idna
 
 from .errors import NieuwsbriefError
-from .i18n import _
+from .i18n import N_, _
+
+# email-validator explains in English; its common reasons are msgids of our catalog, so they
+# read the same in English and are translated for Dutch. Others stay as the library wrote them.
+_INVALID_REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), template)
+    for pattern, template in (
+        (r"An email address must have an @-sign\.", N_("An email address must have an @-sign")),
+        (
+            r"There must be something before the @-sign\.",
+            N_("There must be something before the @-sign"),
+        ),
+        (
+            r"There must be something after the @-sign\.",
+            N_("There must be something after the @-sign"),
+        ),
+        (
+            r"The part after the @-sign is not valid\. It should have a period\.",
+            N_("The part after the @-sign is not valid. It should have a period"),
+        ),
+        (
+            r"The part after the @-sign is not valid\. It is not within a valid top-level domain\.",
+            N_("The part after the @-sign is not valid. It is not within a valid top-level domain"),
+        ),
+        (
+            r"An email address cannot have two periods in a row\.",
+            N_("An email address cannot have two periods in a row"),
+        ),
+        (
+            r"The email address contains invalid characters before the @-sign: (?P<chars>.+)\.",
+            N_("The email address contains invalid characters before the @-sign: {chars}"),
+        ),
+        (
+            r"The part after the @-sign contains invalid characters: (?P<chars>.+)\.",
+            N_("The part after the @-sign contains invalid characters: {chars}"),
+        ),
+        (
+            r"There can't be anything after the email address\.",
+            N_("There can't be anything after the email address"),
+        ),
+    )
+)
+
+
+def invalid_reason(exc: Exception) -> str:
+    """Return why email-validator refused an address (no final period), translated if known."""
+    text = str(exc).strip()
+    for pattern, template in _INVALID_REASONS:
+        match = pattern.fullmatch(text)
+        if match:
+            return _(template).format(**match.groupdict())
+    return text.rstrip(".")
 
 
 class AddressError(NieuwsbriefError):

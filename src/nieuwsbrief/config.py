@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 from email_validator import EmailNotValidError, validate_email
 
+from nieuwsbrief.addresses import invalid_reason
 from nieuwsbrief.errors import ConfigError, NieuwsbriefError
 from nieuwsbrief.home import Home, find_home
 from nieuwsbrief.i18n import LANGUAGES, _
@@ -647,7 +648,7 @@ def _address_problem(addr_spec: str) -> str | None:
     try:
         validate_email(addr_spec, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        return _("not a valid e-mail address: {reason}").format(reason=str(exc).rstrip("."))
+        return _("not a valid e-mail address: {reason}").format(reason=invalid_reason(exc))
     return None
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from email_validator import EmailNotValidError, validate_email
 
 from . import ledger as ledger_mod
-from .addresses import normalise_address, smtp_address
+from .addresses import invalid_reason, normalise_address, smtp_address
 from .check import CheckReport, check_composed
 from .compose import Composed, FactoryMaker, compose_issue
 from .config import Settings
@@ -351,7 +351,7 @@ def _proof_recipients(request: SendRequest, subscribers: SubscriberList | None) 
         except EmailNotValidError as exc:
             raise NieuwsbriefError(
                 _("--test {address} is not a valid e-mail address: {reason}").format(
-                    address=repr(raw), reason=exc
+                    address=repr(raw), reason=invalid_reason(exc)
                 )
             ) from None
         proofs.append(by_address.get(normalise_address(address), Subscriber(email=address)))

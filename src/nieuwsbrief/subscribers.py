@@ -10,7 +10,12 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from nieuwsbrief.addresses import needs_smtputf8, normalise_address, smtp_address
+from nieuwsbrief.addresses import (
+    invalid_reason,
+    needs_smtputf8,
+    normalise_address,
+    smtp_address,
+)
 from nieuwsbrief.errors import SubscriberListError
 from nieuwsbrief.i18n import N_, _, ngettext
 from nieuwsbrief.inputfile import LIST_LIMIT, InputFileError, read_input
@@ -148,7 +153,7 @@ def _parse(path: Path, text: str, encoding: str) -> SubscriberList:
             # report says so. The normalized form keeps an international domain in Unicode.
             email = validate_email(raw_email, check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            reason = _("not a valid e-mail address: {reason}").format(reason=str(exc).rstrip("."))
+            reason = _("not a valid e-mail address: {reason}").format(reason=invalid_reason(exc))
             invalid.append(RejectedRow(line, raw_email, reason))
             continue
         dedupe_key = normalise_address(email)

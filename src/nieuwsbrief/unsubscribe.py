@@ -10,6 +10,7 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
+from .addresses import invalid_reason
 from .config import Settings
 from .errors import ConfigError, NieuwsbriefError
 from .i18n import N_, _
@@ -104,7 +105,7 @@ def _address_problem(item: str) -> str:
     try:
         validate_email(item, check_deliverability=False)
     except EmailNotValidError as exc:
-        return str(exc)
+        return invalid_reason(exc)
     return _("unrecognised")
 
 
