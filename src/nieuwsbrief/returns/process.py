@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from nieuwsbrief.addresses import normalise_address
+from nieuwsbrief.i18n import _
 from nieuwsbrief.returns.classify import Failure, Kind, Returned, classify
 from nieuwsbrief.returns.sources import Item, Source
 from nieuwsbrief.returns.store import ReturnsStore, SentMail
@@ -85,24 +86,48 @@ class RunReport:
         """Return the summary printed at the end of a run."""
         counts = self.tally()
         suppress = sum(1 for a in self.actions if a.outcome in (SUPPRESSED, WOULD_SUPPRESS))
+        messages = len({a.ref for a in self.actions})
         lines = [
-            f"{'Dry run, nothing changed: ' if self.dry_run else ''}"
-            f"{len({a.ref for a in self.actions})} messages read from {self.source} "
-            f"({self.already_processed} processed before)",
-            f"  hard bounces {counts[Kind.HARD.value]}, soft bounces {counts[Kind.SOFT.value]}, "
-            f"complaints {counts[Kind.COMPLAINT.value]}, unsubscribes "
-            f"{counts[Kind.UNSUBSCRIBE.value]}, auto-replies {counts[Kind.AUTO_REPLY.value]}, "
-            f"human replies {counts[Kind.HUMAN.value]}",
-            f"  unmatched {counts[UNMATCHED]}, forged {counts[FORGED]}, skipped {counts[SKIPPED]}, "
-            f"other {counts[Kind.DELAYED.value] + counts[Kind.NOT_ADDRESS.value]}"
-            f", feedback {counts[Kind.FEEDBACK.value]}",
-            f"{'Would suppress' if self.dry_run else 'Suppressed'}: {suppress} addresses",
+            (_("Dry run, nothing changed: ") if self.dry_run else "")
+            + _("{count} messages read from {source} ({before} processed before)").format(
+                count=messages, source=self.source, before=self.already_processed
+            ),
+            "  "
+            + _(
+                "hard bounces {hard}, soft bounces {soft}, complaints {complaints}, "
+                "unsubscribes {unsubscribes}, auto-replies {auto}, human replies {human}"
+            ).format(
+                hard=counts[Kind.HARD.value],
+                soft=counts[Kind.SOFT.value],
+                complaints=counts[Kind.COMPLAINT.value],
+                unsubscribes=counts[Kind.UNSUBSCRIBE.value],
+                auto=counts[Kind.AUTO_REPLY.value],
+                human=counts[Kind.HUMAN.value],
+            ),
+            "  "
+            + _(
+                "unmatched {unmatched}, forged {forged}, skipped {skipped}, other {other}, "
+                "feedback {feedback}"
+            ).format(
+                unmatched=counts[UNMATCHED],
+                forged=counts[FORGED],
+                skipped=counts[SKIPPED],
+                other=counts[Kind.DELAYED.value] + counts[Kind.NOT_ADDRESS.value],
+                feedback=counts[Kind.FEEDBACK.value],
+            ),
+            (
+                _("Would suppress: {count} addresses")
+                if self.dry_run
+                else _("Suppressed: {count} addresses")
+            ).format(count=suppress),
         ]
-        lines += [f"  skipped {a.ref}: {a.evidence}" for a in self.actions if a.outcome == SKIPPED][
-            :20
-        ]
+        lines += [
+            "  " + _("skipped {ref}: {evidence}").format(ref=a.ref, evidence=a.evidence)
+            for a in self.actions
+            if a.outcome == SKIPPED
+        ][:20]
         if self.csv_path is not None:
-            lines.append(f"Every action with its evidence: {self.csv_path}")
+            lines.append(_("Every action with its evidence: {path}").format(path=self.csv_path))
         return "\n".join(lines)
 
 
