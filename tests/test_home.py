@@ -598,3 +598,34 @@ def test_two_different_issues_go_out_in_parallel_without_losing_a_record(
     db.close()
     assert rows == {"issues/2012-05": 150, "issues/2012-06": 150}
     assert len(smtp_server.messages) == 300
+
+
+def test_two_runs_creating_the_secret_at_once_get_the_same_whole_secret(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    import threading
+
+    def load(home: Path, start: threading.Barrier, found: list[str], errors: list[object]) -> None:
+        start.wait()
+        try:
+            found.append(load_settings({}, home=find_home(home, {}), create_secret=True).secret)
+        except BaseException as exc:  # collected and reported below
+            errors.append(exc)
+
+    for _ in range(20):
+        home = tmp_path_factory.mktemp("home")
+        (home / "nieuwsbrief.toml").write_text('name = "Blad"\n', encoding="utf-8")
+        found: list[str] = []
+        errors: list[object] = []
+        start = threading.Barrier(3)
+        threads = [
+            threading.Thread(target=load, args=(home, start, found, errors)) for _ in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(set(found)) == 1 and len(found[0]) >= 40
+        assert (home / "state" / "secret").read_text().strip() == found[0]
+        assert [p.name for p in (home / "state").iterdir()] == ["secret"]

@@ -13,6 +13,7 @@ import ipaddress
 import os
 import secrets
 import stat
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.headerregistry import AddressHeader
@@ -653,11 +654,19 @@ def _address_problem(addr_spec: str) -> str | None:
 
 
 def _create_secret(path: Path, home: Home, errors: list[str], notices: list[str]) -> str | None:
+    secret = secrets.token_urlsafe(32)
     try:
         if path.parent == home.state_dir:
             home.ensure_state_dir()
-        # O_EXCL: never overwrite a secret another run just wrote; 0600 from the first byte.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole to a private temporary file, then linked into place: another run never
+        # reads a half-written secret, and link() never overwrites the one it just made.
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret-")
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secret + "\n")
+            os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
     except FileExistsError:
         return _read_secret(path, errors, notices)
     except OSError as exc:
@@ -668,9 +677,6 @@ def _create_secret(path: Path, home: Home, errors: list[str], notices: list[str]
             ).format(path=path, reason=exc.strerror)
         )
         return None
-    secret = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(secret + "\n")
     notices.append(
         _(
             "Created a new signing secret in {path} (only you can read it); "

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .errors import LedgerError
 from .i18n import _
+from .sqlitefile import enable_wal
 
 ACCEPTED = "accepted"
 FAILED = "failed"  # a permanent (5xx) refusal
@@ -178,7 +179,7 @@ class Ledger:
         db.execute("BEGIN")
         version = self._check_ours(db, fresh=fresh)
         db.execute("COMMIT")
-        db.execute("PRAGMA journal_mode=WAL")
+        enable_wal(db)
         # A commit survives a crash or kill -9 of this process (not a power cut).
         db.execute("PRAGMA synchronous=NORMAL")
         if version < _SCHEMA_VERSION:

@@ -21,6 +21,7 @@ from pathlib import Path
 from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.i18n import N_, _
+from nieuwsbrief.sqlitefile import enable_wal
 from nieuwsbrief.tokens import find_token, verify_token
 
 SCHEMA_VERSION = 3
@@ -151,7 +152,7 @@ class SuppressionList:
                     return
                 self._refuse_unknown(version, tables)
                 # WAL is a property of the file: set once, outside a transaction.
-                conn.execute("PRAGMA journal_mode = WAL")
+                enable_wal(conn)
                 conn.execute("BEGIN IMMEDIATE")
                 version, tables = self._schema_state(conn)  # again, now holding the write lock
                 if version == SCHEMA_VERSION:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.sqlitefile import enable_wal
 
 BUSY_TIMEOUT_SECONDS = 10.0
 _SCHEMA_VERSION = 1
@@ -115,7 +116,7 @@ class ReturnsStore:
                 self._conn = sqlite3.connect(
                     self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
                 )
-                self._conn.execute("PRAGMA journal_mode = WAL")
+                enable_wal(self._conn)
                 self._conn.execute("PRAGMA synchronous = NORMAL")
             if write and not self._conn.in_transaction:
                 self._conn.execute("BEGIN IMMEDIATE")
