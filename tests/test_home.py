@@ -629,3 +629,25 @@ def test_two_runs_creating_the_secret_at_once_get_the_same_whole_secret(
         assert len(set(found)) == 1 and len(found[0]) >= 40
         assert (home / "state" / "secret").read_text().strip() == found[0]
         assert [p.name for p in (home / "state").iterdir()] == ["secret"]
+
+
+def test_progress_counts_only_accepted_and_says_what_waits_for_a_retry(
+    tmp_path: Path, make_smtp_server: object
+) -> None:
+    server: SmtpServer = make_smtp_server(  # type: ignore[operator]
+        faults={"lid00007@example.nl": Fault("451 4.7.1 Try again later", times=2)}
+    )
+    make_issue(tmp_path, "issues/2012-05")
+    write_list(tmp_path / "lijst.csv", members(20))
+    result = run(
+        "send", "issues/2012-05", "--subscribers", "lijst.csv", "--yes", "--retry-window", "12",
+        cwd=tmp_path, env=environment(server),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # While the one 4xx waits, the line counts only what the server accepted.
+    waiting = re.search(
+        r"^19/20 delivered .*, 1 waiting for retry, next in (\d+) s$", result.stderr, re.M
+    )
+    assert waiting and int(waiting.group(1)) <= 10, result.stderr
+    assert re.search(r"^20/20 delivered ", result.stderr, re.M), result.stderr
+    assert server.attempts("lid00007@example.nl") == 3

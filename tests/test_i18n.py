@@ -327,7 +327,7 @@ def test_answering_j_sends_to_everyone(
     assert sorted(smtp_server.recipients()) == [f"lid{n}@example.nl" for n in range(3)]
     assert "Ontvangers: 3 (van 3 rijen; overgeslagen: 0 al verzonden, 0 afgemeld" in run.stdout
     assert "Nu versturen? [j/N]" in run.stdout
-    assert "verzonden 3/3" in run.stderr
+    assert "3/3 bezorgd" in run.stderr
     assert "Afgeleverd:   3 in " in run.stdout and "Mislukt:      0 geweigerd" in run.stdout
     assert not english_words(run.stdout + run.stderr), run.stdout + run.stderr
 

@@ -22,7 +22,7 @@ from conftest import TEST_SECRET
 from nieuwsbrief.cli import _factory_maker, app
 from nieuwsbrief.config import load_settings
 from nieuwsbrief.home import find_home
-from nieuwsbrief.send import SendRequest, send_issue
+from nieuwsbrief.send import Progress, SendRequest, send_issue
 from nieuwsbrief.suppression import SuppressionList
 from nieuwsbrief.tokens import make_token
 from smtp_server import Fault, SmtpServer
@@ -416,8 +416,8 @@ def test_stop_event_finishes_in_flight_and_resumes(
     settings = load_settings(home=find_home(example_copy), create_secret=True)
     stop = threading.Event()
 
-    def progress(done: int, total: int) -> None:
-        if done == 10:
+    def progress(state: Progress) -> None:
+        if state.done == 10:
             stop.set()
 
     report = send_issue(
@@ -500,8 +500,8 @@ def test_server_gone_mid_send_says_how_to_resume_and_resumes(
         reconnect_delays=(0.01, 0.01),
     )
 
-    def progress(done: int, total: int) -> None:
-        if done == 10:
+    def progress(state: Progress) -> None:
+        if state.done == 10:
             server.stop()  # the relay goes away for good
 
     with pytest.raises(

@@ -22,7 +22,7 @@ from . import compose as compose_mod
 from . import i18n
 from .config import Settings, configured_language, load_settings
 from .errors import NieuwsbriefError
-from .i18n import N_, _
+from .i18n import N_, _, ngettext
 from .message import make_factory
 from .model import Brand, RenderedIssue
 
@@ -579,26 +579,41 @@ class _ProgressPrinter:
         self._last = 0.0
         self._shown = False
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, progress: Any) -> None:
+        """Show a `send.Progress`: only what the server accepted counts as delivered."""
         now = self._clock()
+        done, total = progress.done, progress.total
         if done < total and now - self._last < (0.2 if self._tty else 5.0):
             return
         self._last = now
         elapsed = max(now - self._started, 1e-6)
         rate = done / elapsed
         eta = (total - done) / rate if rate > 0 else 0.0
-        numbers = {"done": done, "total": total, "rate": f"{rate:.0f}", "eta": f"{eta:.0f}"}
+        numbers = {
+            "delivered": progress.delivered,
+            "total": total,
+            "rate": f"{rate:.0f}",
+            "eta": f"{eta:.0f}",
+        }
+        line = _("{delivered}/{total} delivered  {rate} msg/s  ETA {eta} s").format(**numbers)
+        if progress.failed:
+            line += ", " + ngettext("{count} failed", "{count} failed", progress.failed).format(
+                count=progress.failed
+            )
+        if progress.waiting:
+            line += ", " + ngettext(
+                "{count} waiting for retry, next in {seconds} s",
+                "{count} waiting for retry, next in {seconds} s",
+                progress.waiting,
+            ).format(count=progress.waiting, seconds=f"{progress.next_retry_in:.0f}")
         if self._tty:
             width = 30
             filled = int(width * done / total) if total else width
             bar = "#" * filled + "-" * (width - filled)
-            line = _("{done}/{total}  {rate} msg/s  ETA {eta} s").format(**numbers)
-            typer.echo(f"\r[{bar}] {line} ", err=True, nl=False)
+            typer.echo(f"\r[{bar}] {line}\x1b[K", err=True, nl=False)
             self._shown = True
         else:
-            typer.echo(
-                _("sent {done}/{total} ({rate} msg/s, ETA {eta} s)").format(**numbers), err=True
-            )
+            typer.echo(line, err=True)
 
     def close(self) -> None:
         if self._shown:

@@ -260,6 +260,13 @@ class _Run:
             return _Task(self.feed.popleft())
         return None
 
+    def waiting(self) -> tuple[int, float]:
+        """Return how many jobs wait for a retry, and the seconds until the next is due."""
+        with self.cond:
+            if not self.retries:
+                return 0, 0.0
+            return len(self.retries), max(self.retries[0].due - time.monotonic(), 0.0)
+
     def requeue(self, task: _Task, delay: float) -> None:
         with self.cond:
             heapq.heappush(self.retries, _Retry(time.monotonic() + delay, next(self.seq), task))
@@ -543,6 +550,7 @@ def deliver(
     reconnect_delays: Sequence[float] = (1, 5, 15),
     stop: threading.Event | None = None,
     failures_in_a_row: int = FAILURES_IN_A_ROW,
+    on_waiting: Callable[[int, float], None] | None = None,
 ) -> DeliveryStats:
     """Send every job over `connections` parallel channels; report each final Result once.
 
@@ -552,6 +560,8 @@ def deliver(
     thread, lazily: at most 2 x `connections` jobs wait in memory, plus those waiting to retry
     and at most two per worker (the message awaiting its reply and, over SMTP with
     PIPELINING, the next one whose MAIL, RCPT and DATA went out behind its body).
+    `on_waiting(count, next_in)`, also in the calling thread and about twice a second, says
+    how many jobs wait for a retry after a 4xx reply and in how many seconds the next is due.
 
     A job whose message cannot be built (or that the server cannot take, e.g. an address that
     needs SMTPUTF8) gets a PERMANENT Result and the others go on.
@@ -585,9 +595,13 @@ def deliver(
     for thread in threads:
         thread.start()
     running = len(threads)
+    next_tick = 0.0
     while running:
         if stop is not None and stop.is_set() and not run.halt.is_set():
             run.stop()
+        if on_waiting is not None and time.monotonic() >= next_tick:
+            next_tick = time.monotonic() + 0.5
+            on_waiting(*run.waiting())
         try:
             run.top_up()
             item = run.results.get(timeout=0.1)

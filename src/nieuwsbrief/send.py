@@ -169,6 +169,22 @@ def _skipped(plan: Plan) -> str:
 
 
 @dataclass
+class Progress:
+    """How far a send is: what the server accepted, refused, and what waits for a retry."""
+
+    total: int
+    delivered: int = 0
+    failed: int = 0  # refused (5xx) or deferred after the retry window
+    waiting: int = 0  # 4xx replies waiting for their retry
+    next_retry_in: float = 0.0  # seconds until the next retry is due
+
+    @property
+    def done(self) -> int:
+        """Return how many recipients have a final result."""
+        return self.delivered + self.failed
+
+
+@dataclass
 class SendReport:
     """What a send did."""
 
@@ -364,7 +380,7 @@ def send_issue(
     factory_for: Callable[[str], FactoryMaker],
     *,
     confirm: Callable[[Plan], bool],
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[Progress], None] | None = None,
     warn: Callable[[str], None] = lambda _: None,
     stop: threading.Event | None = None,
 ) -> SendReport:
@@ -560,11 +576,12 @@ def _deliver(
     issue: str,
     suppression: SuppressionList,
     report: SendReport,
-    progress: Callable[[int, int], None] | None,
+    progress: Callable[[Progress], None] | None,
     stop: threading.Event | None,
 ) -> None:
     total = len(plan.recipients)
     done = 0
+    state = Progress(total=total)
     stop = stop or threading.Event()
     message_ids: dict[str, str] = {}
     ledger_error: list[LedgerError] = []
@@ -613,8 +630,14 @@ def _deliver(
         else:
             report.deferred.append((result.recipient, reply))
         done += 1
+        state.delivered, state.failed = report.delivered, done - report.delivered
         if progress:
-            progress(done, total)
+            progress(state)
+
+    def on_waiting(count: int, next_in: float) -> None:
+        if progress and (count or state.waiting):
+            state.waiting, state.next_retry_in = count, next_in
+            progress(state)
 
     jobs = (
         Job(
@@ -637,6 +660,7 @@ def _deliver(
             retry_delays=request.retry_schedule(),
             reconnect_delays=request.reconnect_delays,
             stop=stop,
+            on_waiting=on_waiting,
         )
     except KeyboardInterrupt:
         report.interrupted = True
