@@ -6,6 +6,7 @@ import email
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -367,6 +368,15 @@ def test_zero_configuration_delivers_into_the_local_outbox(
     assert "local outbox" in out + err
     box = mailbox.Maildir(tmp_path / "state" / "outbox", create=False)
     assert sorted(str(m["To"]) for m in box) == sorted(f"{n} <{a}>" for n, a in members(4))
+    # Private: the state folder, the outbox and its messages, the ledger and the list.
+    state = tmp_path / "state"
+    modes = {
+        path.relative_to(state).as_posix(): stat.S_IMODE(path.stat().st_mode)
+        for path in [state, *state.rglob("*")]
+    }
+    assert {p: m for p, m in modes.items() if m not in (0o600, 0o700)} == {}
+    assert modes["outbox/new"] == 0o700 and modes["ledger.sqlite"] == 0o600
+    assert sorted(m for p, m in modes.items() if p.startswith("outbox/new/")) == [0o600] * 4
 
 
 def test_merge_fields_reach_the_template(

@@ -11,6 +11,7 @@ import base64
 import binascii
 import enum
 import mailbox
+import os
 import re
 import threading
 from collections.abc import Iterable
@@ -218,8 +219,10 @@ class MaildirOutbox:
         self._lock = threading.Lock()  # Maildir's unique-name counter is not thread-safe
         try:
             # Maildir(create=True) leaves an existing folder without its tmp/ new/ cur/.
+            # 0700 folders and 0600 files: the messages hold every recipient's address.
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
             for sub in ("tmp", "new", "cur"):
-                (self.path / sub).mkdir(parents=True, exist_ok=True)
+                (self.path / sub).mkdir(mode=0o700, exist_ok=True)
             self._maildir = mailbox.Maildir(self.path, factory=None, create=False)
         except OSError as exc:
             raise DeliveryError(f"{self.path}: cannot create the outbox ({exc.strerror})") from None
@@ -241,6 +244,7 @@ class MaildirOutbox:
         try:
             with self._lock:
                 key = self._maildir.add(content)
+            os.chmod(self.path / "new" / key, 0o600)
         except OSError as exc:
             problem = exc.strerror or type(exc).__name__
             raise DeliveryError(f"{self.path}: cannot write to the outbox ({problem})") from None
