@@ -112,8 +112,8 @@ def find_token(text: str) -> str | None:
     return None
 
 
-def unsubscribe_link(url_template: str, token: str) -> str:
-    """Return the HTTPS unsubscribe URL: `url_template` with `{token}` replaced by `token`."""
+def require_token_placeholder(url_template: str) -> None:
+    """Refuse an unsubscribe URL template without the `{token}` placeholder."""
     if "{token}" not in url_template:
         raise NieuwsbriefError(
             _(
@@ -125,6 +125,11 @@ def unsubscribe_link(url_template: str, token: str) -> str:
                 example="https://www.bureau-kennis.net/afmelden/{token}",
             )
         )
+
+
+def unsubscribe_link(url_template: str, token: str) -> str:
+    """Return the HTTPS unsubscribe URL: `url_template` with `{token}` replaced by `token`."""
+    require_token_placeholder(url_template)
     return url_template.replace("{token}", token)
 
 

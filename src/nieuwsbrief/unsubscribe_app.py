@@ -38,7 +38,7 @@ from waitress.server import TcpWSGIServer
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.suppression import SuppressionList
-from nieuwsbrief.tokens import recipient_id, verify_token
+from nieuwsbrief.tokens import recipient_id, require_token_placeholder, verify_token
 
 log = logging.getLogger("nieuwsbrief.unsubscribe")
 
@@ -106,17 +106,7 @@ def mask_address(address: str) -> str:
 
 
 def _route(url_template: str) -> tuple[str, str]:
-    if "{token}" not in url_template:
-        raise NieuwsbriefError(
-            _(
-                "the unsubscribe URL {url} has no {placeholder} placeholder; "
-                "set NIEUWSBRIEF_UNSUBSCRIBE_URL to e.g. {example}"
-            ).format(
-                url=repr(url_template),
-                placeholder="'{token}'",
-                example="https://www.bureau-kennis.net/afmelden/{token}",
-            )
-        )
+    require_token_placeholder(url_template)
     path = urlsplit(url_template).path
     if "{token}" not in path:
         raise NieuwsbriefError(
