@@ -583,6 +583,9 @@ class _ProgressPrinter:
         """Show a `send.Progress`: only what the server accepted counts as delivered."""
         now = self._clock()
         done, total = progress.done, progress.total
+        if done == 0 and not progress.waiting:
+            self._started = now  # the first call: delivery starts, after compose and planning
+            return
         if done < total and now - self._last < (0.2 if self._tty else 5.0):
             return
         self._last = now

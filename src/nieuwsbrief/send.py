@@ -650,6 +650,8 @@ def _deliver(
         for key in (normalise_address(subscriber.email),)
     )
     started = time.monotonic()
+    if progress:
+        progress(state)  # delivery starts now: the rate counts from here
     try:
         deliver(
             jobs,
