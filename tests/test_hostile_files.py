@@ -7,6 +7,8 @@ on stderr, no traceback, and peak memory under 300 MB (measured with os.wait4).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -230,3 +232,25 @@ def test_control_character_escaped_in_subject_preheader_and_title(
     )
     run = run_cli("compose", str(example_copy), "--agenda", agenda, cwd=tmp_path)
     refused(run, f"{article}:{title_line + 1}: 'title' contains {name}; {advice}")
+
+
+def test_an_article_linked_to_a_file_outside_the_home_is_refused(
+    example_copy: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    private = tmp_path_factory.mktemp("private") / "id_rsa.md"
+    private.write_text("---\ntitle: geheim\n---\nPRIVATE KEY\n", encoding="utf-8")
+    article = example_copy / "02-bim.md"
+    article.unlink()
+    article.symlink_to(private)
+    result = subprocess.run(
+        [sys.executable, "-m", "nieuwsbrief", "compose", str(example_copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"Error: {article}: is a link to {private}, outside the newsletter home "
+        f"{example_copy.parent.parent}; copy the file into the home instead of linking to it\n"
+    )
+    assert not (example_copy / "out").exists()

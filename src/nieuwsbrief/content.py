@@ -502,6 +502,7 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
     events_by_id = {e.id: e for e in all_events}
 
     article_paths = _article_paths(issue_dir, issue_path, fields.get("articles"))
+    _check_inside_home(issue_dir, [issue_path, *article_paths])
     articles = tuple(load_article(p, events_by_id) for p in article_paths)
     _check_unique_slugs(articles)
 
@@ -586,6 +587,33 @@ def _article_paths(issue_dir: Path, issue_path: Path, node: Node | None) -> list
             raise ContentError(issue_path, f"article '{name}' not found in {issue_dir}", item.line)
         paths.append(candidate)
     return paths
+
+
+def _check_inside_home(issue_dir: Path, paths: list[Path]) -> None:
+    """Refuse content files that are links to files outside the newsletter home.
+
+    An article symlinked to a private file elsewhere (a key, another customer's list) would
+    otherwise be mailed to every subscriber; files named on the command line are the user's
+    explicit choice and are not checked here.
+    """
+    from .errors import HomeError
+    from .home import find_home
+
+    try:
+        root = find_home(issue_dir, environ={}).root
+    except HomeError:
+        root = issue_dir.resolve()
+    for path in paths:
+        target = path.resolve()
+        # Devices, FIFOs and folders are refused by read_input with a better message.
+        if target.is_file() and not target.is_relative_to(root):
+            raise ContentError(
+                path,
+                _(
+                    "is a link to {target}, outside the newsletter home {home}; "
+                    "copy the file into the home instead of linking to it"
+                ).format(target=target, home=root),
+            )
 
 
 def _check_unique_slugs(articles: tuple[Article, ...]) -> None:
