@@ -8,6 +8,7 @@ import io
 import os
 import pty
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -350,3 +351,84 @@ def test_the_setting_beats_the_locale(tmp_path: Path) -> None:
     wrong = runner.invoke(app, ["status"], env=ENGLISH)
     assert wrong.exit_code == 2
     assert "NIEUWSBRIEF_LANGUAGE: 'fr' is not one of en, nl" in wrong.stderr
+
+
+def test_check_findings_of_a_careless_issue_are_dutch(example_copy: Path) -> None:
+    """An image without alt text on http, raw HTML, an unlisted article, an event before the
+    issue date: every finding in Dutch, with its file:line and code kept as they are."""
+    issue_yaml = example_copy / "issue.yaml"
+    issue_yaml.write_text(
+        issue_yaml.read_text(encoding="utf-8").replace("date: 2012-05-01", "date: 2012-05-15"),
+        encoding="utf-8",
+    )
+    article = example_copy / "03-kennismanagement.md"
+    text = article.read_text(encoding="utf-8").replace(
+        "event: workshop-kennismanagement-2012-05", "event: seminar-erfpacht-2012-05"
+    )
+    article.write_text(
+        text + "\n![](http://www.example.nl/foto.jpg)\n\nBel ons: <b>030 123 4567</b>.\n",
+        encoding="utf-8",
+    )
+    (example_copy / "04-extra.md").write_text(
+        "---\ntitle: Nog een artikel\n---\nTekst.\n", encoding="utf-8"
+    )
+
+    dutch = runner.invoke(app, ["check", str(example_copy)], env=DUTCH)
+    assert dutch.exit_code == 1, dutch.output
+    out = " ".join(dutch.stdout.split())
+    for expected in (
+        "heeft geen alt-tekst; beschrijf de afbeelding tussen de haken",
+        "is geen volledig https-adres; mailprogramma's kunnen die niet laden",
+        "[img-alt; HTML-regel ",
+        "'04-extra.md' staat in de map van de uitgave maar niet onder 'articles:'",
+        "HTML zoals '<b>' wordt niet overgenomen",
+        "is op 2012-05-07, vóór de datum van de uitgave 2012-05-15",
+        "2 problemen, ",
+    ):
+        assert expected in out, dutch.stdout
+    assert f"{article}:3: " in dutch.stdout and f"{issue_yaml}:9: " in dutch.stdout
+    assert not english_words(dutch.output), dutch.output
+
+    english = runner.invoke(app, ["check", str(example_copy)], env=ENGLISH)
+    assert english.exit_code == 1, english.output
+    assert "has no alt text; describe it between the brackets" in english.stdout
+    assert "is in the issue folder but not under 'articles:'" in english.stdout
+
+
+def test_smtp_errors_are_dutch(example_copy: Path, tmp_path: Path) -> None:
+    """A server that refuses the login, and a port where nothing listens: exit 2, in Dutch,
+    with the server's reply as it came."""
+    subscribers = write_members(tmp_path / "lijst.csv", 2)
+    base = {
+        **DUTCH,
+        "NIEUWSBRIEF_SMTP_HOST": "127.0.0.1",
+        "NIEUWSBRIEF_SMTP_SECURITY": "none",
+        "NIEUWSBRIEF_UNSUBSCRIBE_URL": "https://www.bureau-kennis.net/afmelden/{token}",
+    }
+    command = ["send", str(example_copy), "--subscribers", str(subscribers), "--yes"]
+    with SmtpServer(auth=("nieuwsbrief", "goed")) as server:
+        env = {
+            **base,
+            "NIEUWSBRIEF_SMTP_PORT": str(server.port),
+            "NIEUWSBRIEF_SMTP_USER": "nieuwsbrief",
+            "NIEUWSBRIEF_SMTP_PASSWORD": "fout",
+        }
+        refused = runner.invoke(app, command, env=env)
+        assert server.recipients() == []
+    assert refused.exit_code == 2, refused.output
+    error = next(line for line in refused.stderr.splitlines() if line.startswith("Fout"))
+    assert error == (
+        f"Fout: 127.0.0.1:{server.port} weigerde de login voor 'nieuwsbrief' (535 5.7.8 "
+        "Authentication credentials invalid); controleer de gebruikersnaam en het wachtwoord"
+    )
+    assert not english_words(re.sub(r"\(535 [^)]*\)", "", error)), error  # the reply stays
+
+    with socket.socket() as probe:  # a port nothing listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        closed = runner.invoke(app, command, env={**base, "NIEUWSBRIEF_SMTP_PORT": str(port)})
+    assert closed.exit_code == 2, closed.output
+    error = next(line for line in closed.stderr.splitlines() if line.startswith("Fout"))
+    assert error.startswith(f"Fout: 127.0.0.1:{port} is niet bereikbaar ("), error
+    assert error.endswith("); controleer de host, de poort en het netwerk"), error
+    assert not english_words(error), error

@@ -118,8 +118,16 @@ def check_message(
         warnings.append(
             Finding(
                 "subject-long",
-                f"the subject is {len(subject)} characters ({_excerpt(subject)!r}); "
-                f"phones cut it off after about {SUBJECT_MAX_CHARS}: shorten it",
+                (
+                    _(
+                        "the subject is {length} characters ({subject!r}); phones cut it off "
+                        "after about {SUBJECT_MAX_CHARS}: shorten it"
+                    ).format(
+                        length=len(subject),
+                        subject=_excerpt(subject),
+                        SUBJECT_MAX_CHARS=SUBJECT_MAX_CHARS,
+                    )
+                ),
                 at.get("subject", ""),
             )
         )
@@ -342,7 +350,7 @@ class _Element:
 
     @property
     def detail(self) -> str:
-        return f"HTML line {self.line}"
+        return _("HTML line {line}").format(line=self.line)
 
 
 class _PageParser(HTMLParser):
@@ -428,29 +436,44 @@ def _check_size(message: EmailMessage, page: _Page) -> tuple[list[Finding], list
         problems.append(
             Finding(
                 "html-missing",
-                "the message has no text/html part; compose the message with its HTML version",
+                (_("the message has no text/html part; compose the message with its HTML version")),
             )
         )
     else:
         size = _encoded_size(html_part)
-        what = (
-            f"the text/html part is {size:,} bytes as encoded in the message; Gmail clips "
-            "above ~102 KB and hides the rest, including the unsubscribe link"
-        )
+        what = _(
+            "the text/html part is {size:,} bytes as encoded in the message; Gmail "
+            "clips above ~102 KB and hides the rest, including the unsubscribe link"
+        ).format(size=size)
         if size >= HTML_SIZE_LIMIT:
             problems.append(
-                Finding("size", f"{what}: shorten the articles or the agenda to below 100,000")
+                Finding(
+                    "size",
+                    _("{what}: shorten the articles or the agenda to below 100,000").format(
+                        what=what
+                    ),
+                )
             )
         elif size >= HTML_SIZE_WARNING:
             warnings.append(
-                Finding("size", f"{what}: this issue is close, keep it below {HTML_SIZE_WARNING:,}")
+                Finding(
+                    "size",
+                    _("{what}: this issue is close, keep it below {limit:,}").format(
+                        what=what, limit=HTML_SIZE_WARNING
+                    ),
+                )
             )
     if page.style_bytes >= STYLE_SIZE_LIMIT:
         problems.append(
             Finding(
                 "style-size",
-                f"the HTML has {page.style_bytes:,} bytes of <style> text; Gmail drops all of it "
-                f"from {STYLE_SIZE_LIMIT:,} bytes on: trim the template's mj-style rules",
+                (
+                    _(
+                        "the HTML has {style_bytes:,} bytes of <style> text; Gmail drops all of "
+                        "it from {STYLE_SIZE_LIMIT:,} bytes on: trim the template's mj-style "
+                        "rules"
+                    ).format(style_bytes=page.style_bytes, STYLE_SIZE_LIMIT=STYLE_SIZE_LIMIT)
+                ),
             )
         )
     return problems, warnings
@@ -475,8 +498,12 @@ def _check_preheader(
         problems.append(
             Finding(
                 "preheader-missing",
-                f"the preheader {_excerpt(preheader)!r} is not in the HTML; "
-                "check that the template renders it (mj-preview)",
+                (
+                    _(
+                        "the preheader {preheader!r} is not in the HTML; check that the template "
+                        "renders it (mj-preview)"
+                    ).format(preheader=_excerpt(preheader))
+                ),
                 at.get("preheader", ""),
             )
         )
@@ -485,8 +512,12 @@ def _check_preheader(
         warnings.append(
             Finding(
                 "preheader-long",
-                f"the preheader is {len(preheader)} characters; inboxes show about "
-                f"{PREHEADER_MAX_CHARS} at most: shorten it",
+                (
+                    _(
+                        "the preheader is {length} characters; inboxes show about "
+                        "{PREHEADER_MAX_CHARS} at most: shorten it"
+                    ).format(length=len(preheader), PREHEADER_MAX_CHARS=PREHEADER_MAX_CHARS)
+                ),
                 at.get("preheader", ""),
             )
         )
@@ -497,14 +528,19 @@ def _check_images(page: _Page) -> list[Finding]:
     findings: list[Finding] = []
     for image in page.images:
         src = (image.attrs.get("src") or "").strip()
-        what = f"the image {_excerpt(src)!r}"
+        what = _("the image {src!r}").format(src=_excerpt(src))
         if "alt" not in image.attrs:
             findings.append(
                 Finding(
                     "img-alt",
-                    f"{what} has no alt text; describe it between the brackets: "
-                    '![Deelnemers aan de cursus](https://...), or use alt="" in a template '
-                    "if it is decoration",
+                    (
+                        _(
+                            "{what} has no alt text; describe "
+                            "it between the brackets: ![Deelnemers "
+                            'aan de cursus](https://...), or use alt="" in a template if it is '
+                            "decoration"
+                        ).format(what=what)
+                    ),
                     image.where,
                     image.detail,
                 )
@@ -513,8 +549,12 @@ def _check_images(page: _Page) -> list[Finding]:
             findings.append(
                 Finding(
                     "img-url",
-                    f"{what} is not an absolute https URL; mail clients cannot load it: "
-                    "put the image on the website and use its full https:// address",
+                    (
+                        _(
+                            "{what} is not an absolute https URL; mail clients cannot load it: put "
+                            "the image on the website and use its full https:// address"
+                        ).format(what=what)
+                    ),
                     image.where,
                     image.detail,
                 )
@@ -528,12 +568,12 @@ def _check_links(page: _Page) -> list[Finding]:
         if "href" not in link.attrs:
             continue  # <a name="..."> is a target, not a link
         href = (link.attrs["href"] or "").strip()
-        what = f"the link {_excerpt(_collapse(link.text))!r}"
+        what = _("the link {text!r}").format(text=_excerpt(_collapse(link.text)))
         if not href:
             findings.append(
                 Finding(
                     "link-empty",
-                    f"{what} has no address; write it as [text](https://...)",
+                    (_("{what} has no address; write it as [text](https://...)").format(what=what)),
                     link.where,
                     link.detail,
                 )
@@ -543,8 +583,13 @@ def _check_links(page: _Page) -> list[Finding]:
                 findings.append(
                     Finding(
                         "link-anchor",
-                        f"{what} points to {href!r}, but no element has id={href[1:]!r}; "
-                        "fix the anchor or link to a full URL",
+                        (
+                            _(
+                                "{what} points to {href!r}, but no "
+                                "element has id={value!r}; fix the "
+                                "anchor or link to a full URL"
+                            ).format(what=what, href=href, value=href[1:])
+                        ),
                         link.where,
                         link.detail,
                     )
@@ -553,8 +598,12 @@ def _check_links(page: _Page) -> list[Finding]:
             findings.append(
                 Finding(
                     "link-scheme",
-                    f"{what} goes to {_excerpt(href)!r}, which is not http(s) or mailto; "
-                    "links in e-mail must be absolute https://, http:// or mailto: addresses",
+                    (
+                        _(
+                            "{what} goes to {href!r}, which is not http(s) or mailto; links in "
+                            "e-mail must be absolute https://, http:// or mailto: addresses"
+                        ).format(what=what, href=_excerpt(href))
+                    ),
                     link.where,
                     link.detail,
                 )
@@ -570,9 +619,15 @@ def _check_link_texts(page: _Page) -> list[Finding]:
             findings.append(
                 Finding(
                     "link-vague",
-                    f"the link text {_collapse(link.text)!r} does not say "
-                    "where it goes; screen readers read links out of context: write what the "
-                    "reader gets, e.g. 'Aanmelden voor de masterclass op 31 mei'",
+                    (
+                        _(
+                            "the link text {text!r} does not "
+                            "say where it goes; screen readers read "
+                            "links out of context: write what "
+                            "the reader gets, e.g. 'Aanmelden voor "
+                            "de masterclass op 31 mei'"
+                        ).format(text=_collapse(link.text))
+                    ),
                     link.where,
                     link.detail,
                 )
@@ -588,14 +643,18 @@ def _check_markers(*, html: str, text: str, subject: str, at: Mapping[str, str])
             continue
         first = matches[0].start()
         line = content.count("\n", 0, first) + 1
-        detail = name if name == "subject" else f"{name} line {line}"
+        label = {"subject": _("subject"), "HTML": "HTML", "plain text": _("plain text")}[name]
+        detail = (
+            label if name == "subject" else _("{name} line {line}").format(name=label, line=line)
+        )
         snippet = content[first : first + 40].splitlines()[0]
         findings.append(
             Finding(
                 "template-marker",
-                f"leftover template marker {snippet!r} "
-                f"({len(matches)} in the {name}); the subscriber would see it literally: "
-                "fix the template or the content that produced it",
+                _(
+                    "leftover template marker {snippet!r} ({count} in the {name}); the subscriber "
+                    "would see it literally: fix the template or the content that produced it"
+                ).format(snippet=snippet, count=len(matches), name=label),
                 at.get("subject", "") if name == "subject" else "",
                 detail,
             )
@@ -612,17 +671,25 @@ def _check_unsubscribe(message: EmailMessage, page: _Page) -> list[Finding]:
         findings.append(
             Finding(
                 "unsubscribe-missing",
-                "the HTML has no unsubscribe link (text or address with 'afmelden' or "
-                "'unsubscribe'); the law and the mailbox providers require one: "
-                "keep the footer's afmelden link in the template",
+                (
+                    _(
+                        "the HTML has no unsubscribe link (text or address with 'afmelden' or "
+                        "'unsubscribe'); the law and the mailbox providers require one: keep the "
+                        "footer's afmelden link in the template"
+                    )
+                ),
             )
         )
     if not str(message.get("List-Unsubscribe", "")).strip():
         findings.append(
             Finding(
                 "unsubscribe-missing",
-                "the message has no List-Unsubscribe header; Gmail and Yahoo require it for "
-                "bulk mail: set the unsubscribe address in the settings",
+                (
+                    _(
+                        "the message has no List-Unsubscribe header; Gmail and Yahoo require it "
+                        "for bulk mail: set the unsubscribe address in the settings"
+                    )
+                ),
             )
         )
     return findings
@@ -636,32 +703,45 @@ def _check_text(
         return [
             Finding(
                 "text-missing",
-                f"the message is {message.get_content_type()}, not multipart/alternative "
-                "with a text/plain and a text/html part; compose it with both",
+                (
+                    _(
+                        "the message is {get_content_type}, not multipart/alternative with a "
+                        "text/plain and a text/html part; compose it with both"
+                    ).format(get_content_type=message.get_content_type())
+                ),
             )
         ]
     if parts[0].get_content_type() != "text/plain":
         return [
             Finding(
                 "text-missing",
-                f"the first part of the message is {parts[0].get_content_type()}, not text/plain; "
-                "clients show the last part they understand, so text/plain must come first",
+                (
+                    _(
+                        "the first part of the message is {get_content_type}, not text/plain; "
+                        "clients show the last part they understand, so text/plain must come "
+                        "first"
+                    ).format(get_content_type=parts[0].get_content_type())
+                ),
             )
         ]
     if not text.strip():
-        return [Finding("text-missing", "the plain-text version is empty; render it as well")]
+        return [Finding("text-missing", _("the plain-text version is empty; render it as well"))]
     findings: list[Finding] = []
     plain = _normalise(text)
     for title in article_titles:
         wanted = _normalise(title)
         in_html, in_text = wanted in page.text, wanted in plain
         if in_html != in_text:
-            has, lacks = ("HTML", "plain text") if in_html else ("plain text", "HTML")
+            has, lacks = ("HTML", _("plain text")) if in_html else (_("plain text"), "HTML")
             findings.append(
                 Finding(
                     "text-mismatch",
-                    f"the article {title!r} is in the {has} but not in the {lacks}; "
-                    "both versions must carry the same articles: check the templates",
+                    (
+                        _(
+                            "the article {title!r} is in the {has} but not in the {lacks}; both "
+                            "versions must carry the same articles: check the templates"
+                        ).format(title=title, has=has, lacks=lacks)
+                    ),
                 )
             )
     return findings

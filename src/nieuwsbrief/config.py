@@ -349,20 +349,28 @@ def _parse_returns(
     """Parse the return-path (bounce address, VERP) and returns-mailbox (IMAP) settings."""
     bounce = get("NIEUWSBRIEF_BOUNCE_ADDRESS")
     if bounce is not None:
-        problem = "contains a line break" if _has_line_break(bounce) else _address_problem(bounce)
+        problem = (
+            _("contains a line break") if _has_line_break(bounce) else _address_problem(bounce)
+        )
         if problem is None and "+" in bounce.partition("@")[0]:
-            problem = "has a '+' before '@'; VERP adds +<token> itself"
+            problem = _("has a '+' before '@'; VERP adds +<token> itself")
         elif problem is None and len(bounce.partition("@")[0]) > VERP_LOCAL_MAX:
-            problem = f"the part before '@' is longer than {VERP_LOCAL_MAX} characters (VERP)"
+            problem = _(
+                "the part before '@' is longer than {VERP_LOCAL_MAX} characters (VERP)"
+            ).format(VERP_LOCAL_MAX=VERP_LOCAL_MAX)
         if problem:
             errors.append(
-                f"NIEUWSBRIEF_BOUNCE_ADDRESS: {bounce!r}: {problem}; "
-                "for example bounces@bureau-kennis.net"
+                _(
+                    "NIEUWSBRIEF_BOUNCE_ADDRESS: {bounce!r}: {problem}; for "
+                    "example bounces@bureau-kennis.net"
+                ).format(bounce=bounce, problem=problem)
             )
             bounce = None
     verp_value = (get("NIEUWSBRIEF_VERP") or "on").lower()
     if verp_value not in ("on", "off"):
-        errors.append(f"NIEUWSBRIEF_VERP: {verp_value!r} is not on or off")
+        errors.append(
+            _("NIEUWSBRIEF_VERP: {verp_value!r} is not on or off").format(verp_value=verp_value)
+        )
     security = _parse_security(
         get("NIEUWSBRIEF_IMAP_SECURITY"), errors, "IMAP", ("ssl", "starttls")
     )
@@ -381,13 +389,17 @@ def _parse_returns(
     password = values.get("NIEUWSBRIEF_IMAP_PASSWORD") or None
     if host and not (user and password):
         errors.append(
-            "NIEUWSBRIEF_IMAP_HOST is set but NIEUWSBRIEF_IMAP_USER or NIEUWSBRIEF_IMAP_PASSWORD "
-            "is not; set all three"
+            _(
+                "NIEUWSBRIEF_IMAP_HOST is set but NIEUWSBRIEF_IMAP_USER or "
+                "NIEUWSBRIEF_IMAP_PASSWORD is not; set all three"
+            )
         )
     if host and security == "none" and not _is_loopback(host):
         errors.append(
-            f"NIEUWSBRIEF_IMAP_SECURITY: 'none' with a login to {host}: credentials are never "
-            "sent without TLS; use ssl or starttls"
+            _(
+                "NIEUWSBRIEF_IMAP_SECURITY: 'none' with a login to {host}: "
+                "credentials are never sent without TLS; use ssl or starttls"
+            ).format(host=host)
         )
     return {
         "bounce_address": bounce,

@@ -73,7 +73,7 @@ def _control_name(char: str) -> str:
 _ISO_DATE_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _DUTCH_DATE_RE = re.compile(r"(\d{1,2})-(\d{1,2})-(\d{4})")  # Dutch Excel: 26-6-2012
 _WORDS_DATE_RE = re.compile(r"(\d{1,2})\s+([^\W\d_]+)\.?\s+(\d{4})")  # 26 juni 2012
-_DATE_ADVICE = "write it as 2012-06-26, 26-6-2012 or 26 juni 2012"
+_DATE_ADVICE = N_("write it as 2012-06-26, 26-6-2012 or 26 juni 2012")
 
 
 @functools.cache
@@ -105,20 +105,28 @@ def parse_date(value: str, path: Path, line: int, what: str) -> date:
         if month is None:
             raise ContentError(
                 path,
-                f"{what} '{text}': '{match[2]}' is not a Dutch month name; {_DATE_ADVICE}",
+                _("{what} '{text}': '{month}' is not a Dutch month name; {advice}").format(
+                    what=what, text=text, month=match[2], advice=_(_DATE_ADVICE)
+                ),
                 line,
             )
         numbers = (int(match[3]), month, int(match[1]))
     if numbers is None:
         if re.fullmatch(r"\d{1,2}[-/.]\d{1,2}[-/.]\d{2}", text):
-            reason = "has a two-digit year, which could mean two centuries"
+            reason = _("has a two-digit year, which could mean two centuries")
         elif "/" in text:
-            reason = "is ambiguous (6/7/2012 is 6 July in Dutch, 7 June in English)"
+            reason = _("is ambiguous (6/7/2012 is 6 July in Dutch, 7 June in English)")
         elif re.search(r"\d[.:]\d\d", text):
-            reason = "has a time in it; put the time in its own column"
+            reason = _("has a time in it; put the time in its own column")
         else:
-            reason = "is not a date"
-        raise ContentError(path, f"{what} '{text}' {reason}; {_DATE_ADVICE}", line)
+            reason = _("is not a date")
+        raise ContentError(
+            path,
+            _("{what} '{text}' {reason}; {advice}").format(
+                what=what, text=text, reason=reason, advice=_(_DATE_ADVICE)
+            ),
+            line,
+        )
     year, month, day = numbers
     try:
         return date(year, month, day)
@@ -148,8 +156,10 @@ def comment_warnings(text: str, path: Path, first_line: int = 1) -> tuple[Findin
         findings.append(
             Finding(
                 "yaml-comment",
-                f"YAML reads ' #{rest}' as a comment, so '{key}' is only {value!r}; if the "
-                f'# belongs to the value, put it in quotes: {key}: "{whole}"',
+                _(
+                    "YAML reads ' #{rest}' as a comment, so '{key}' is only {value!r}; if the "
+                    '# belongs to the value, put it in quotes: {key}: "{whole}"'
+                ).format(rest=rest, key=key, value=value, whole=whole),
                 f"{path}:{number}",
             )
         )
@@ -338,7 +348,13 @@ def parse_time_range(value: str, path: Path, line: int) -> tuple[time, time | No
         times.append(time(hour, minute))
     if len(times) == 2 and times[1] <= times[0]:
         raise ContentError(
-            path, f"time '{value}' ends before it starts; write it as 13:30-17:00", line
+            path,
+            (
+                _("time '{value}' ends before it starts; write it as 13:30-17:00").format(
+                    value=value
+                )
+            ),
+            line,
         )
     return times[0], times[1] if len(times) == 2 else None
 
@@ -385,7 +401,7 @@ def _split_front_matter(text: str, path: Path) -> _FrontMatter:
                 index + 2 + blank,
                 comment_warnings(yaml_text, path, first_line=2),
             )
-    raise ContentError(path, "front matter is not closed; add a line '---' after it", 1)
+    raise ContentError(path, _("front matter is not closed; add a line '---' after it"), 1)
 
 
 def slugify(text: str) -> str:
@@ -546,8 +562,13 @@ def _unlisted_articles(
     return tuple(
         Finding(
             "article-unlisted",
-            f"'{name}' is in the issue folder but not under 'articles:', so it is left out "
-            f"of the e-mail; add a line '  - {name}' to 'articles:' or move the file elsewhere",
+            (
+                _(
+                    "'{name}' is in the issue folder but not under 'articles:', "
+                    "so it is left out of the e-mail; add a line '  - {name}' to "
+                    "'articles:' or move the file elsewhere"
+                ).format(name=name)
+            ),
             f"{issue_path}:{line}",
         )
         for name in left_out
@@ -584,7 +605,15 @@ def _article_paths(issue_dir: Path, issue_path: Path, node: Node | None) -> list
                 item.line,
             )
         if not candidate.exists():  # a folder or a device by that name: read_input says so
-            raise ContentError(issue_path, f"article '{name}' not found in {issue_dir}", item.line)
+            raise ContentError(
+                issue_path,
+                (
+                    _("article '{name}' not found in {issue_dir}").format(
+                        name=name, issue_dir=issue_dir
+                    )
+                ),
+                item.line,
+            )
         paths.append(candidate)
     return paths
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from nieuwsbrief.errors import DeliveryError, NieuwsbriefError
+from nieuwsbrief.i18n import _, ngettext
 from nieuwsbrief.transport import (
     Channel,
     ConnectionLost,
@@ -448,7 +449,7 @@ class _Worker:
             return task.job.build()
         except Exception as exc:
             why = str(exc) if isinstance(exc, NieuwsbriefError) else f"{type(exc).__name__}: {exc}"
-            reply = Reply.local(f"the message could not be built: {why}")
+            reply = Reply.local(_("the message could not be built: {why}").format(why=why))
             self.finish(task, self.result(task, Outcome.PERMANENT, reply))
             return None
 
@@ -477,7 +478,7 @@ class _Worker:
             task.timeouts += 1
         task.lost += 1
         if task.lost >= MAX_LOST_CONNECTIONS_PER_JOB or task.timeouts >= FAILURES_IN_A_ROW:
-            lost = Reply.local(f"no final reply: {exc}", temporary=True)
+            lost = Reply.local((_("no final reply: {exc}").format(exc=exc)), temporary=True)
             self.finish(task, self.result(task, Outcome.TEMPORARY, lost))
         else:
             task.data = data  # resend the same bytes: same Message-ID if it did arrive
@@ -631,14 +632,20 @@ def deliver(
         raise run.errors[0]
     if run.broken is not None:
         raise DeliveryError(
-            f"stopped after {run.failure_limit} failed connection(s) in a row to "
-            f"{transport.describe()}, the last: {run.broken}; messages without a result were "
-            "not delivered"
+            ngettext(
+                "stopped after {count} failed connection(s) in a row to {server}, the last: "
+                "{last}; messages without a result were not delivered",
+                "stopped after {count} failed connection(s) in a row to {server}, the last: "
+                "{last}; messages without a result were not delivered",
+                run.failure_limit,
+            ).format(count=run.failure_limit, server=transport.describe(), last=run.broken)
         )
     if run.gave_up and run.work_left and not run.halt.is_set():
         raise DeliveryError(
-            f"lost the connection to {transport.describe()} and could not reconnect: "
-            f"{run.gave_up[-1]}; messages without a result were not sent"
+            _(
+                "lost the connection to {server} and could not reconnect: "
+                "{last}; messages without a result were not sent"
+            ).format(server=transport.describe(), last=run.gave_up[-1])
         )
     return stats
 

@@ -62,7 +62,13 @@ def local_image_path(src: str, folder: Path, where: Path, line: int | None) -> P
     relative = Path(unquote(urlsplit(src).path))
     if relative.is_absolute() or ".." in relative.parts:
         raise ContentError(
-            where, f"image '{src}' must be a file in the issue folder, next to the article", line
+            where,
+            (
+                _("image '{src}' must be a file in the issue folder, next to the article").format(
+                    src=src
+                )
+            ),
+            line,
         )
     return folder / relative
 

@@ -355,7 +355,7 @@ class PreviewState:
         except NieuwsbriefError as exc:
             error = str(exc)
         except Exception as exc:  # a bug must not stop the preview; show it like a content error
-            error = f"unexpected {exc.__class__.__name__}: {exc}"
+            error = _("unexpected {kind}: {exc}").format(kind=exc.__class__.__name__, exc=exc)
         subscribers: tuple[Subscriber, ...] = ()
         note = ""
         if inputs.subscribers_path is not None:
@@ -422,32 +422,38 @@ class PreviewState:
         if who.startswith(MAIL_PREFIX):
             return self._outbox_view(who.removeprefix(MAIL_PREFIX))
         if render.good is None or render.factory is None:
-            raise PreviewError(render.error or "the issue has not been rendered yet")
+            raise PreviewError(render.error or _("the issue has not been rendered yet"))
         composed = render.good
         if who.startswith(ROW_PREFIX):
             line = who.removeprefix(ROW_PREFIX)
             row = next((s for s in render.subscribers if str(s.line) == line), None)
             if row is None:
                 raise PreviewError(
-                    f"line {line} is not (or no longer) a row of the subscriber list"
+                    _("line {line} is not (or no longer) a row of the subscriber list").format(
+                        line=line
+                    )
                 )
             eml = render.factory.build(row)
             html, text = message_parts(eml)
             composed = replace(composed, sample=row, html=html, text=text, eml=eml)
         elif who != SAMPLE:
-            raise PreviewError(f"unknown message {who!r}")
+            raise PreviewError(_("unknown message {who!r}").format(who=who))
         # No notes: the page's check section shows every finding of this issue, size included.
         return MessageView(composed.eml, composed.html, composed.text, ())
 
     def _outbox_view(self, key: str) -> MessageView:
         outbox_dir = self.inputs.outbox_dir
         if outbox_dir is None or not (outbox_dir / "new").is_dir():
-            raise PreviewError("there is no local outbox")
+            raise PreviewError(_("there is no local outbox"))
         box = mailbox.Maildir(str(outbox_dir), factory=None, create=False)
         try:
             eml = box.get_bytes(key)  # only keys of this Maildir: no other file can be read
         except (KeyError, OSError):
-            raise PreviewError(f"message {key!r} is not (or no longer) in {outbox_dir}") from None
+            raise PreviewError(
+                _("message {key!r} is not (or no longer) in {outbox_dir}").format(
+                    key=key, outbox_dir=outbox_dir
+                )
+            ) from None
         html, text = message_parts(eml)
         size = encoded_html_size(eml)
         notes = (_size_warning(size),) if size > SIZE_WARNING_BYTES else ()
@@ -544,10 +550,11 @@ def _check_data(report: CheckReport | None) -> dict[str, Any] | None:
 
 
 def _size_warning(size: int) -> str:
-    return (
-        f"the HTML part is {size / 1024:.1f} KB; Gmail clips messages over about 102 KB "
-        "(shorten the articles or move one to the next issue)"
-    )
+    return _(
+        "the HTML part is {size:.1f} KB; Gmail clips messages over "
+        "about 102 KB (shorten the articles or move one to the next "
+        "issue)"
+    ).format(size=size / 1024)
 
 
 # --- watching ------------------------------------------------------------------------------

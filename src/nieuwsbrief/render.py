@@ -103,16 +103,26 @@ def load_brand(templates_dir: Path) -> Brand:
     if without_fallback and "greeting_anonymous" not in fields:
         raise ContentError(
             path,
-            f"'greeting' uses {without_fallback[0][0]} without a fallback, so it needs "
-            "'greeting_anonymous' (e.g. \"Beste lezer,\") for rows without that column; "
-            "add it, or write the fallback in the placeholder: {voornaam|lezer}",
+            (
+                _(
+                    "'greeting' uses {value} without a fallback, so it needs "
+                    "'greeting_anonymous' (e.g. \"Beste lezer,\") for rows without "
+                    "that column; add it, or write the fallback in the "
+                    "placeholder: {{voornaam|lezer}}"
+                ).format(value=without_fallback[0][0])
+            ),
             fields["greeting"].line,
         )
     if "{" in GREETING_FIELD_RE.sub("", greeting) or "}" in GREETING_FIELD_RE.sub("", greeting):
         raise ContentError(
             path,
-            "'greeting' has a brace that is not a placeholder; write {column} or "
-            '{column|fallback}, e.g. "Beste {voornaam|lezer},"',
+            (
+                _(
+                    "'greeting' has a brace that is not a placeholder; write "
+                    '{column} or {column|fallback}, e.g. "Beste '
+                    '{voornaam|lezer},"'
+                )
+            ),
             fields["greeting"].line,
         )
     width_text = text("width", logo)
@@ -287,9 +297,14 @@ def _note_text(text: str, where: str, notes: SourceNotes) -> None:
         notes.problems.append(
             Finding(
                 "template-marker",
-                f"'{snippet}' is not a merge field and would reach every reader as typed; "
-                "write {{ subscriber.<column> }} with a column of the subscriber list, "
-                "e.g. {{ subscriber.voornaam }}, or remove the braces",
+                (
+                    _(
+                        "'{snippet}' is not a merge field and would reach every "
+                        "reader as typed; write {{{{ subscriber.<column> }}}} with a "
+                        "column of the subscriber list, e.g. {{{{ "
+                        "subscriber.voornaam }}}}, or remove the braces"
+                    ).format(snippet=snippet)
+                ),
                 where,
             )
         )
@@ -298,8 +313,13 @@ def _note_text(text: str, where: str, notes: SourceNotes) -> None:
         notes.warnings.append(
             Finding(
                 "raw-html",
-                f"HTML such as {tag[0]!r} is not passed through: the e-mail shows it as typed; "
-                "use Markdown instead: **bold**, *italic*, [link text](https://...)",
+                (
+                    _(
+                        "HTML such as {value!r} is not passed through: the e-mail "
+                        "shows it as typed; use Markdown instead: **bold**, "
+                        "*italic*, [link text](https://...)"
+                    ).format(value=tag[0])
+                ),
                 where,
             )
         )
@@ -312,9 +332,13 @@ def _note_one_line(text: str, where: str, what: str, notes: SourceNotes) -> None
         notes.problems.append(
             Finding(
                 "template-marker",
-                f"'{leftover[0][:40]}' in the {what} would reach every reader as typed; "
-                "merge fields such as {{ subscriber.voornaam }} work in the article text only: "
-                "remove the braces",
+                (
+                    _(
+                        "'{value}' in the {what} would reach every reader as typed; "
+                        "merge fields such as {{{{ subscriber.voornaam }}}} work in "
+                        "the article text only: remove the braces"
+                    ).format(value=leftover[0][:40], what=what)
+                ),
                 where,
             )
         )

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from nieuwsbrief.errors import ConfigError, DeliveryError
+from nieuwsbrief.i18n import _
 from nieuwsbrief.transport import ConnectionLost, Outcome, OutOfStep, Reply, TimedOut
 
 Security = Literal["starttls", "ssl", "none"]
@@ -77,12 +78,14 @@ class SmtpParams:
     def __post_init__(self) -> None:
         if self.security not in SECURITIES:
             raise ConfigError(
-                f"SMTP security must be one of {', '.join(SECURITIES)}, not {self.security!r}"
+                _("SMTP security must be one of {choices}, not {security!r}").format(
+                    choices=", ".join(SECURITIES), security=self.security
+                )
             )
         if self.max_per_connection < 0:
-            raise ConfigError("SMTP max messages per connection cannot be negative")
+            raise ConfigError(_("SMTP max messages per connection cannot be negative"))
         if min(self.timeout, self.connect_timeout, self.data_timeout) <= 0:
-            raise ConfigError("SMTP time-outs must be positive")
+            raise ConfigError(_("SMTP time-outs must be positive"))
 
     @property
     def where(self) -> str:
@@ -113,18 +116,24 @@ def check_auth_allowed(params: SmtpParams) -> None:
     """Refuse to send a password over a connection without TLS, except to this machine."""
     if params.user and params.security == "none" and not is_loopback(params.host):
         raise DeliveryError(
-            f"refusing to send the password for {params.user!r} to {params.where} without TLS; "
-            "use security 'starttls' (port 587) or 'ssl' (port 465)"
+            _(
+                "refusing to send the password for {user!r} to {where} "
+                "without TLS; use security 'starttls' (port 587) or 'ssl' "
+                "(port 465)"
+            ).format(user=params.user, where=params.where)
         )
 
 
 def _tls_problem(where: str, exc: ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return (
-            f"{where} presented a TLS certificate that cannot be trusted ({exc.verify_message}); "
-            "check the host name: it must match the certificate"
-        )
-    return f"TLS with {where} failed ({exc.reason or exc}); check the port and security setting"
+        return _(
+            "{where} presented a TLS certificate that cannot be trusted "
+            "({verify_message}); check the host name: it must match the "
+            "certificate"
+        ).format(where=where, verify_message=exc.verify_message)
+    return _("TLS with {where} failed ({reason}); check the port and security setting").format(
+        where=where, reason=exc.reason or exc
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,7 +144,11 @@ class _ReplyTooLong(Exception):
     """A reply went on past MAX_REPLY_LINES; carries the code and the lines read so far."""
 
     def __init__(self, code: int, lines: list[bytes]) -> None:
-        super().__init__(f"a reply of more than {MAX_REPLY_LINES} lines")
+        super().__init__(
+            _("a reply of more than {MAX_REPLY_LINES} lines").format(
+                MAX_REPLY_LINES=MAX_REPLY_LINES
+            )
+        )
         self.code = code
         self.lines = lines
 
@@ -183,7 +196,11 @@ class _Reader:
             end = buffer.find(b"\n", start)
             if end < 0:
                 if len(buffer) - start >= MAX_REPLY_LINE:
-                    raise OutOfStep(f"a reply line longer than {MAX_REPLY_LINE} bytes")
+                    raise OutOfStep(
+                        _("a reply line longer than {MAX_REPLY_LINE} bytes").format(
+                            MAX_REPLY_LINE=MAX_REPLY_LINE
+                        )
+                    )
                 try:
                     chunk = sock.recv(65536)
                 except TimeoutError:
@@ -194,15 +211,19 @@ class _Reader:
                     self.ticking = True
                     continue
                 if not chunk:
-                    raise smtplib.SMTPServerDisconnected("the server closed the connection")
+                    raise smtplib.SMTPServerDisconnected(_("the server closed the connection"))
                 buffer += chunk
                 continue
             if end - start >= MAX_REPLY_LINE:
-                raise OutOfStep(f"a reply line longer than {MAX_REPLY_LINE} bytes")
+                raise OutOfStep(
+                    _("a reply line longer than {MAX_REPLY_LINE} bytes").format(
+                        MAX_REPLY_LINE=MAX_REPLY_LINE
+                    )
+                )
             line = bytes(buffer[start : end + 1])
             if _REPLY_LINE_RE.match(line) is None or (code and int(line[:3]) != code):
                 shown = Reply.parse(0, line[:80]).text or repr(line[:80])
-                raise OutOfStep(f"not an SMTP reply: {shown!r}")
+                raise OutOfStep(_("not an SMTP reply: {shown!r}").format(shown=shown))
             code = int(line[:3])
             lines.append(line[4:].strip(b" \t\r\n"))
             start = end + 1
@@ -215,7 +236,7 @@ class _Reader:
     def _adopt(self, sock: socket.socket) -> None:
         if sock is not self.sock and self.buffer:
             # Plain text that came with STARTTLS's 220 must not pass for TLS (CVE-2011-0411).
-            raise OutOfStep("the server sent more than its reply to STARTTLS")
+            raise OutOfStep(_("the server sent more than its reply to STARTTLS"))
         sock.settimeout(self.tick)
         self.sock, self.ticking = sock, False
 
@@ -273,6 +294,11 @@ class Step(enum.Enum):
     DATA = "DATA"
     BODY = "the end of the message"
     RSET = "RSET"
+
+
+def _step_name(step: Step) -> str:
+    """Name `step` in the user's language (the commands are SMTP's words, never translated)."""
+    return _("the end of the message") if step is Step.BODY else step.value
 
 
 # The successful replies each command may get; 4xx and 5xx are allowed for every one of them.
@@ -343,16 +369,20 @@ class SmtpConnection:
             if params.security == "starttls":
                 if not smtp.has_extn("starttls"):
                     raise DeliveryError(
-                        f"{where} does not offer STARTTLS; use security 'ssl' if it expects "
-                        "TLS from the start (port 465), or ask the provider"
+                        _(
+                            "{where} does not offer STARTTLS; use security 'ssl' if it "
+                            "expects TLS from the start (port 465), or ask the provider"
+                        ).format(where=where)
                     )
                 smtp.starttls(context=context)
                 smtp.ehlo()
             if params.user:
                 if not smtp.has_extn("auth"):
                     raise DeliveryError(
-                        f"{where} does not offer a login (no AUTH after EHLO); check the port "
-                        "and security settings"
+                        _(
+                            "{where} does not offer a login (no AUTH after EHLO); check "
+                            "the port and security settings"
+                        ).format(where=where)
                     )
                 smtp.login(params.user, params.password)
             return cls(params, smtp)
@@ -363,24 +393,32 @@ class SmtpConnection:
             _quietly_close(smtp)
             reply = Reply.parse(exc.smtp_code, exc.smtp_error, secrets)
             raise DeliveryError(
-                f"{where} refused the login for {params.user!r} ({reply}); "
-                "check the user name and password"
+                _(
+                    "{where} refused the login for {user!r} ({reply}); check the "
+                    "user name and password"
+                ).format(where=where, user=params.user, reply=reply)
             ) from None
         except smtplib.SMTPConnectError as exc:
             _quietly_close(smtp)
             reply = Reply.parse(exc.smtp_code, exc.smtp_error, secrets)
-            raise DeliveryError(f"{where} refused the connection ({reply})") from None
+            raise DeliveryError(
+                _("{where} refused the connection ({reply})").format(where=where, reply=reply)
+            ) from None
         except smtplib.SMTPResponseException as exc:
             _quietly_close(smtp)
             reply = Reply.parse(exc.smtp_code, exc.smtp_error, secrets)
             raise DeliveryError(
-                f"{where} answered {reply} while we were setting up the connection"
+                _("{where} answered {reply} while we were setting up the connection").format(
+                    where=where, reply=reply
+                )
             ) from None
         except OutOfStep as exc:
             _quietly_close(smtp, quit=False)
             problem = Reply.parse(0, str(exc), secrets).text
             raise DeliveryError(
-                f"{where} does not speak SMTP as it should ({problem}); check the host and port"
+                _(
+                    "{where} does not speak SMTP as it should ({problem}); check the host and port"
+                ).format(where=where, problem=problem)
             ) from None
         except ssl.SSLError as exc:
             _quietly_close(smtp)
@@ -388,15 +426,21 @@ class SmtpConnection:
         except TimeoutError:
             _quietly_close(smtp, quit=False)
             raise DeliveryError(
-                f"{where} did not answer within {params.connect_timeout:g} s (connect) or "
-                f"{params.timeout:g} s (each reply); check the host, port and network"
+                _(
+                    "{where} did not answer within {connect_timeout:g} s "
+                    "(connect) or {timeout:g} s (each reply); check the host, "
+                    "port and network"
+                ).format(
+                    where=where, connect_timeout=params.connect_timeout, timeout=params.timeout
+                )
             ) from None
         except (smtplib.SMTPException, OSError) as exc:
             _quietly_close(smtp, quit=False)
             detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise DeliveryError(
-                f"{where} cannot be reached ({detail or type(exc).__name__}); check the host, "
-                "port and network"
+                _("{where} cannot be reached ({detail}); check the host, port and network").format(
+                    where=where, detail=detail or type(exc).__name__
+                )
             ) from None
 
     @property
@@ -428,7 +472,7 @@ class SmtpConnection:
             return commands
         smtp = self._live()
         if smtp.reader.unsolicited(smtp.socket(), poll=True):
-            raise self._out_of_step("the server sent something nobody asked for")
+            raise self._out_of_step(_("the server sent something nobody asked for"))
         if not self.pipelining:
             return self._lock_step(commands)
         self._write(commands)
@@ -446,7 +490,7 @@ class SmtpConnection:
         self._expect(State.BODY_DUE)
         smtp = self._live()
         if smtp.reader.unsolicited(smtp.socket(), poll=False):
-            raise self._out_of_step("the server sent something after 354, before the body")
+            raise self._out_of_step(_("the server sent something after 354, before the body"))
         payload = _dot_stuff(data)
         steps = [Step.BODY]
         self._refused_next = None
@@ -484,13 +528,19 @@ class SmtpConnection:
         """Return MAIL, RCPT and DATA as one write, or the reason they cannot be sent."""
         if any(c in address for address in (sender, recipient) for c in "\r\n<> \0"):
             # Addresses arrive validated; this guards the command line itself.
-            return Reply.local(f"address not usable in an SMTP command: {recipient!r}")
+            return Reply.local(
+                _("address not usable in an SMTP command: {recipient!r}").format(
+                    recipient=recipient
+                )
+            )
         options = ""
         if not (sender.isascii() and recipient.isascii()):
             if not self.smtputf8:
                 address = recipient if not recipient.isascii() else sender
                 return Reply.local(
-                    f"{address} needs SMTPUTF8, which {self.params.where} does not offer"
+                    _("{address} needs SMTPUTF8, which {where} does not offer").format(
+                        address=address, where=self.params.where
+                    )
                 )
             options = " SMTPUTF8"
         return f"MAIL FROM:<{sender}>{options}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode()
@@ -565,14 +615,24 @@ class SmtpConnection:
                 self._drop()
                 return reply
             raise self._out_of_step(
-                f"{reply} in answer to {step.value}, longer than we read"
+                _("{reply} in answer to {step}, longer than we read").format(
+                    reply=reply, step=_step_name(step)
+                )
             ) from None
         except TimeoutError:
-            raise self._timed_out(f"no reply to {step.value} within {timeout:g} s") from None
+            raise self._timed_out(
+                _("no reply to {step} within {timeout:g} s").format(
+                    step=_step_name(step), timeout=timeout
+                )
+            ) from None
         except OutOfStep as exc:
-            raise self._out_of_step(f"{exc} in answer to {step.value}") from None
+            raise self._out_of_step(
+                _("{exc} in answer to {step}").format(exc=exc, step=_step_name(step))
+            ) from None
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            problem = f"connection lost waiting for the reply to {step.value} ({exc})"
+            problem = _("connection lost waiting for the reply to {step} ({exc})").format(
+                step=_step_name(step), exc=exc
+            )
             raise self._lost(problem) from None
         self._pending.popleft()
         if step is not Step.BODY and code in _ALLOWED[step]:
@@ -582,7 +642,11 @@ class SmtpConnection:
             self._drop()
         elif code not in _ALLOWED[step] and code < 400:
             expected = " or ".join(str(c) for c in _ALLOWED[step][:2])
-            raise self._out_of_step(f"{reply} in answer to {step.value} (expected {expected})")
+            raise self._out_of_step(
+                _("{reply} in answer to {step} (expected {expected})").format(
+                    reply=reply, step=_step_name(step), expected=expected
+                )
+            )
         return reply
 
     def _reply(self, code: int, lines: list[bytes]) -> Reply:
@@ -599,13 +663,19 @@ class SmtpConnection:
         try:
             sock.sendall(data)  # within the reader's tick: the shorter time-out
         except TimeoutError:
-            raise self._timed_out(f"the server took no data for {sock.gettimeout():g} s") from None
+            raise self._timed_out(
+                _("the server took no data for {seconds:g} s").format(seconds=sock.gettimeout())
+            ) from None
         except OSError as exc:
-            raise self._lost(f"connection lost while sending ({exc.strerror or exc})") from None
+            raise self._lost(
+                _("connection lost while sending ({strerror})").format(strerror=exc.strerror or exc)
+            ) from None
 
     def _expect(self, state: State) -> None:
         if self.state is State.CLOSED:
-            raise ConnectionLost(f"connection to {self.params.where} is closed")
+            raise ConnectionLost(
+                _("connection to {where} is closed").format(where=self.params.where)
+            )
         if self.state is not state:
             raise RuntimeError(f"SMTP client is {self.state.value}, not {state.value}")
 
@@ -613,20 +683,26 @@ class SmtpConnection:
         smtp = self._smtp
         if smtp is None or smtp.sock is None:
             self._drop()
-            raise ConnectionLost(f"connection to {self.params.where} is closed")
+            raise ConnectionLost(
+                _("connection to {where} is closed").format(where=self.params.where)
+            )
         return smtp
 
     def _lost(self, problem: str) -> ConnectionLost:
         self._drop()
-        return ConnectionLost(f"{self.params.where}: {problem}")
+        return ConnectionLost(
+            _("{where}: {problem}").format(where=self.params.where, problem=problem)
+        )
 
     def _timed_out(self, problem: str) -> TimedOut:
         self._drop()
-        return TimedOut(f"{self.params.where}: {problem}")
+        return TimedOut(_("{where}: {problem}").format(where=self.params.where, problem=problem))
 
     def _out_of_step(self, problem: str) -> OutOfStep:
         self._drop()
-        return OutOfStep(f"{self.params.where} is out of step: {problem}")
+        return OutOfStep(
+            _("{where} is out of step: {problem}").format(where=self.params.where, problem=problem)
+        )
 
     def _drop(self) -> None:
         smtp, self._smtp = self._smtp, None
@@ -681,7 +757,9 @@ class SmtpTransport:
 
     def describe(self) -> str:
         """Say e.g. 'smtp.example.nl:587 (starttls, user nieuwsbrief)'."""
-        login = f"user {self.params.user}" if self.params.user else "no login"
+        login = (
+            _("user {user}").format(user=self.params.user) if self.params.user else _("no login")
+        )
         return f"{self.params.where} ({self.params.security}, {login})"
 
 

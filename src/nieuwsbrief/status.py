@@ -35,11 +35,20 @@ def _returns_line(settings: Settings, record: ledger_mod.IssueRecord) -> str:
 
     delivered = record.counts.get(ledger_mod.ACCEPTED, 0)
     counts = returns_counts(settings, record.issue, sent=delivered)
-    rate = f" ({counts['complaint_rate']:.2%} of delivered)" if "complaint_rate" in counts else ""
-    return (
-        f"Returns:    {counts['hard_bounces']:.0f} hard and {counts['soft_bounces']:.0f} soft "
-        f"bounces, {counts['complaints']:.0f} complaints{rate}, "
-        f"{counts['unsubscribes']:.0f} unsubscribed by mail (nieuwsbrief mailbox)"
+    rate = (
+        _(" ({rate:.2%} of delivered)").format(rate=counts["complaint_rate"])
+        if "complaint_rate" in counts
+        else ""
+    )
+    return _(
+        "Returns:    {hard:.0f} hard and {soft:.0f} soft bounces, {complaints:.0f} "
+        "complaints{rate}, {unsubscribes:.0f} unsubscribed by mail (nieuwsbrief mailbox)"
+    ).format(
+        hard=counts["hard_bounces"],
+        soft=counts["soft_bounces"],
+        complaints=counts["complaints"],
+        rate=rate,
+        unsubscribes=counts["unsubscribes"],
     )
 
 

@@ -205,12 +205,21 @@ def verp_address(bounce_address: str, token: str) -> str:
     """Return `local+token@domain` for the bounce address `local@domain`; check the length."""
     local, at, domain = bounce_address.rpartition("@")
     if not at or not local:
-        raise NieuwsbriefError(f"the bounce address {bounce_address!r} has no local part")
+        raise NieuwsbriefError(
+            _("the bounce address {bounce_address!r} has no local part").format(
+                bounce_address=bounce_address
+            )
+        )
     verp_local = f"{local}+{token}"
     if len(verp_local.encode("utf-8")) > MAX_LOCAL_PART:
         raise NieuwsbriefError(
-            f"the bounce address {bounce_address!r} is too long for VERP: its part before '@' "
-            f"may have at most {MAX_LOCAL_PART - VERP_TOKEN_LENGTH - 1} characters"
+            _(
+                "the bounce address {bounce_address!r} is too long for VERP: "
+                "its part before '@' may have at most {MAX_LOCAL_PART} "
+                "characters"
+            ).format(
+                bounce_address=bounce_address, MAX_LOCAL_PART=MAX_LOCAL_PART - VERP_TOKEN_LENGTH - 1
+            )
         )
     return f"{verp_local}@{domain}"
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from nieuwsbrief.errors import DeliveryError
+from nieuwsbrief.i18n import _
 
 # RFC 3463 enhanced status code at the start of a reply line, e.g. "5.1.1".
 _ENHANCED_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s+|$)")
@@ -95,7 +96,7 @@ class Reply:
 
     def __str__(self) -> str:
         if self.code in (0, 1):
-            return f"not delivered: {self.text}"
+            return _("not delivered: {text}").format(text=self.text)
         return " ".join(part for part in (str(self.code), self.enhanced, self.text) if part)
 
 
@@ -225,7 +226,11 @@ class MaildirOutbox:
                 (self.path / sub).mkdir(mode=0o700, exist_ok=True)
             self._maildir = mailbox.Maildir(self.path, factory=None, create=False)
         except OSError as exc:
-            raise DeliveryError(f"{self.path}: cannot create the outbox ({exc.strerror})") from None
+            raise DeliveryError(
+                _("{path}: cannot create the outbox ({strerror})").format(
+                    path=self.path, strerror=exc.strerror
+                )
+            ) from None
 
     @property
     def is_open(self) -> bool:
@@ -247,12 +252,16 @@ class MaildirOutbox:
             os.chmod(self.path / "new" / key, 0o600)
         except OSError as exc:
             problem = exc.strerror or type(exc).__name__
-            raise DeliveryError(f"{self.path}: cannot write to the outbox ({problem})") from None
-        return Reply(250, "2.0.0", f"saved as {key}")
+            raise DeliveryError(
+                _("{path}: cannot write to the outbox ({problem})").format(
+                    path=self.path, problem=problem
+                )
+            ) from None
+        return Reply(250, "2.0.0", _("saved as {key}").format(key=key))
 
     def close(self) -> None:
         """Nothing to release."""
 
     def describe(self) -> str:
         """Say e.g. 'local outbox ./outbox'."""
-        return f"local outbox {self.path}"
+        return _("local outbox {path}").format(path=self.path)

@@ -116,12 +116,15 @@ def issue_folders(home: Home) -> list[Path]:
     """Return every issue folder of a newsletter home (issues/*/issue.yaml), sorted by name."""
     issues_dir = home.issues_dir
     if not issues_dir.is_dir():
-        raise ContentError(issues_dir, "the home's issues folder does not exist")
+        raise ContentError(issues_dir, _("the home's issues folder does not exist"))
     folders = sorted(p.parent for p in issues_dir.glob(f"*/{ISSUE_FILE}"))
     if not folders:
-        raise ContentError(issues_dir, "has no issue folders (folders with an issue.yaml)")
+        raise ContentError(issues_dir, _("has no issue folders (folders with an issue.yaml)"))
     if len(folders) > MAX_ISSUES:
-        raise ContentError(issues_dir, f"has more than {MAX_ISSUES} issue folders")
+        raise ContentError(
+            issues_dir,
+            (_("has more than {MAX_ISSUES} issue folders").format(MAX_ISSUES=MAX_ISSUES)),
+        )
     return folders
 
 
@@ -139,7 +142,10 @@ def build_site(home: Home, web_url: str) -> tuple[dict[str, bytes], int, int, in
     for folder in folders:
         slug = issue_slug(folder)
         if slug in slugs:
-            raise ContentError(folder, f"has the same web address as {slugs[slug]}; rename one")
+            raise ContentError(
+                folder,
+                (_("has the same web address as {other}; rename one").format(other=slugs[slug])),
+            )
         slugs[slug] = folder
     all_events = load_agenda(home.agenda_path)
     newest = max(issues, key=lambda i: (i.date, issue_slug(i.path)))

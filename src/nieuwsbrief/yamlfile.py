@@ -105,15 +105,19 @@ def parse_yaml(text: str, path: Path, first_line: int = 1) -> Node:
             line,
         ) from None
     except RecursionError:  # MAX_DEPTH stops nesting long before this; kept as a last guard
-        raise ContentError(path, "values are nested too deeply", first_line) from None
+        raise ContentError(path, _("values are nested too deeply"), first_line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = first_line + mark.line if mark else first_line
-        problem = exc.problem or exc.context or "invalid YAML"
+        problem = exc.problem or exc.context or _("invalid YAML")
         advice = _quote_advice(text, line - first_line) if mark else ""
-        raise ContentError(path, f"invalid YAML: {problem}{advice}", line) from None
+        raise ContentError(
+            path,
+            (_("invalid YAML: {problem}{advice}").format(problem=problem, advice=advice)),
+            line,
+        ) from None
     except yaml.YAMLError as exc:
-        raise ContentError(path, f"invalid YAML: {exc}", first_line) from None
+        raise ContentError(path, (_("invalid YAML: {exc}").format(exc=exc)), first_line) from None
     finally:
         loader.dispose()
     if root is None:
@@ -135,10 +139,10 @@ def _quote_advice(text: str, index: int) -> str:
     if match is None or not _NEEDS_QUOTES_RE.search(match[2]):
         return ""
     value = match[2].replace("\\", "\\\\").replace('"', '\\"')
-    return (
-        "; a value with ': ' (or starting with a sign such as @ * & !) needs quotes, "
-        f'like this: {match[1].strip()}: "{value}"'
-    )
+    return _(
+        "; a value with ': ' (or starting with a sign such as @ * & "
+        '!) needs quotes, like this: {key}: "{value}"'
+    ).format(key=match[1].strip(), value=value)
 
 
 def _convert(node: yaml.Node, path: Path, offset: int) -> Node:
@@ -155,7 +159,7 @@ def _convert(node: yaml.Node, path: Path, offset: int) -> Node:
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 line = key_node.start_mark.line + 1 + offset
-                raise ContentError(path, "a key must be plain text", line)
+                raise ContentError(path, _("a key must be plain text"), line)
             key = str(key_node.value)
             if key in mapping:
                 raise ContentError(

@@ -24,6 +24,7 @@ from imap_tools.errors import MailboxLoginError
 
 from nieuwsbrief.config import Settings
 from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.i18n import _
 from nieuwsbrief.returns.classify import MAX_MESSAGE_BYTES
 
 PROCESSED_KEYWORD = "$NbProcessed"
@@ -73,8 +74,10 @@ class MaildirSource:
         missing = [sub for sub in ("cur", "new", "tmp") if not (path / sub).is_dir()]
         if missing:
             raise ReturnsSourceError(
-                f"{path}: is not a Maildir (no {', '.join(m + '/' for m in missing)}); "
-                "give the folder that holds cur/, new/ and tmp/"
+                _(
+                    "{path}: is not a Maildir (no {value}); give the folder that "
+                    "holds cur/, new/ and tmp/"
+                ).format(path=path, value=", ".join(m + "/" for m in missing))
             )
         self.path = path
         self.label = f"Maildir {path}"
@@ -115,7 +118,9 @@ class MaildirSource:
             os.replace(self.path / item.ref, self._done / "cur" / f"{base}:2,{flags}")
         except OSError as exc:
             raise ReturnsSourceError(
-                f"{self.path / item.ref}: cannot move it into {self._done} ({exc.strerror})"
+                _("{path}: cannot move it into {done} ({strerror})").format(
+                    path=self.path / item.ref, done=self._done, strerror=exc.strerror
+                )
             ) from None
 
     def close(self) -> None:
@@ -127,7 +132,9 @@ class MboxSource:
 
     def __init__(self, path: Path) -> None:
         if not path.is_file():
-            raise ReturnsSourceError(f"{path}: no such mbox file; give the exported .mbox file")
+            raise ReturnsSourceError(
+                _("{path}: no such mbox file; give the exported .mbox file").format(path=path)
+            )
         self.path = path
         self.label = f"mbox {path}"
         self._box = mailbox.mbox(path, create=False)
@@ -137,7 +144,9 @@ class MboxSource:
         try:
             keys = list(self._box.keys())
         except (OSError, mailbox.Error) as exc:
-            raise ReturnsSourceError(f"{self.path}: cannot be read as an mbox ({exc})") from None
+            raise ReturnsSourceError(
+                _("{path}: cannot be read as an mbox ({exc})").format(path=self.path, exc=exc)
+            ) from None
         for number, key in enumerate(keys, start=1):
             with self._box.get_file(key) as handle:  # read at most the limit + 1 byte
                 data = handle.read(MAX_MESSAGE_BYTES + 1)
@@ -161,8 +170,11 @@ class ImapSource:
         host, port = settings.imap_host, settings.imap_port
         if host is None or settings.imap_user is None or settings.imap_password is None:
             raise ReturnsSourceError(
-                "no returns mailbox given: use --maildir PATH or --mbox FILE, or set "
-                "NIEUWSBRIEF_IMAP_HOST, NIEUWSBRIEF_IMAP_USER and NIEUWSBRIEF_IMAP_PASSWORD"
+                _(
+                    "no returns mailbox given: use --maildir PATH or --mbox "
+                    "FILE, or set NIEUWSBRIEF_IMAP_HOST, NIEUWSBRIEF_IMAP_USER "
+                    "and NIEUWSBRIEF_IMAP_PASSWORD"
+                )
             )
         where = f"{host}:{port} ({settings.imap_security})"
         self.label = f"IMAP {settings.imap_user}@{host}:{port}/{settings.imap_folder}"
@@ -177,28 +189,36 @@ class ImapSource:
                 box = MailBoxUnencrypted(host, port, timeout=IMAP_TIMEOUT_SECONDS)
         except ssl.SSLError as exc:
             raise ReturnsSourceError(
-                f"{where}: TLS failed ({exc.reason or exc}); check NIEUWSBRIEF_IMAP_SECURITY "
-                "and the server's certificate (a private CA can be trusted with SSL_CERT_FILE)"
+                _(
+                    "{where}: TLS failed ({reason}); check "
+                    "NIEUWSBRIEF_IMAP_SECURITY and the server's certificate (a "
+                    "private CA can be trusted with SSL_CERT_FILE)"
+                ).format(where=where, reason=exc.reason or exc)
             ) from None
         except (OSError, imaplib.IMAP4.error) as exc:
             raise ReturnsSourceError(
-                f"{where}: cannot connect ({exc}); check NIEUWSBRIEF_IMAP_HOST and _PORT"
+                _("{where}: cannot connect ({exc}); check NIEUWSBRIEF_IMAP_HOST and _PORT").format(
+                    where=where, exc=exc
+                )
             ) from None
         try:
             box.login(settings.imap_user, settings.imap_password, initial_folder=None)
         except MailboxLoginError:
             box.logout()
             raise ReturnsSourceError(
-                f"{where} refused the login for {settings.imap_user!r}; "
-                "check NIEUWSBRIEF_IMAP_USER and NIEUWSBRIEF_IMAP_PASSWORD"
+                _(
+                    "{where} refused the login for {imap_user!r}; check "
+                    "NIEUWSBRIEF_IMAP_USER and NIEUWSBRIEF_IMAP_PASSWORD"
+                ).format(where=where, imap_user=settings.imap_user)
             ) from None
         try:
             box.folder.set(settings.imap_folder)
         except Exception as exc:  # imap-tools raises its own MailboxFolderSelectError
             box.logout()
             raise ReturnsSourceError(
-                f"{where}: no folder {settings.imap_folder!r} ({exc.__class__.__name__}); "
-                "check NIEUWSBRIEF_IMAP_FOLDER"
+                _(
+                    "{where}: no folder {imap_folder!r} ({kind}); check NIEUWSBRIEF_IMAP_FOLDER"
+                ).format(where=where, imap_folder=settings.imap_folder, kind=exc.__class__.__name__)
             ) from None
         self._box = box
         self._where = where
@@ -212,8 +232,11 @@ class ImapSource:
 
     def _lost(self, exc: Exception) -> ReturnsSourceError:
         return ReturnsSourceError(
-            f"{self._where}: the connection failed mid-run ({exc.__class__.__name__}: {exc}); "
-            "what was processed before it is kept: run the same command again"
+            _(
+                "{where}: the connection failed mid-run ({kind}: {exc}); "
+                "what was processed before it is kept: run the same command "
+                "again"
+            ).format(where=self._where, kind=exc.__class__.__name__, exc=exc)
         )
 
     def _items(self) -> Iterator[Item]:
@@ -236,7 +259,9 @@ class ImapSource:
         """Add the keyword with a plain UID STORE (imap-tools' flag() would also EXPUNGE)."""
         uid = item.ref.removeprefix("UID ")
         if not re.fullmatch(r"\d+", uid):
-            raise ReturnsSourceError(f"{self._where}: bad UID {uid!r}")
+            raise ReturnsSourceError(
+                _("{where}: bad UID {uid!r}").format(where=self._where, uid=uid)
+            )
         try:
             status, data = self._box.client.uid(
                 "STORE", uid, "+FLAGS.SILENT", f"({PROCESSED_KEYWORD})"
@@ -245,8 +270,11 @@ class ImapSource:
             raise self._lost(exc) from None
         if status != "OK":
             raise ReturnsSourceError(
-                f"{self._where}: cannot set the keyword {PROCESSED_KEYWORD} on UID {uid} "
-                f"({data!r}); the folder must allow keywords (PERMANENTFLAGS \\*)"
+                _(
+                    "{where}: cannot set the keyword {PROCESSED_KEYWORD} on UID "
+                    "{uid} ({data!r}); the folder must allow keywords "
+                    "(PERMANENTFLAGS \\*)"
+                ).format(where=self._where, PROCESSED_KEYWORD=PROCESSED_KEYWORD, uid=uid, data=data)
             )
 
     def close(self) -> None:

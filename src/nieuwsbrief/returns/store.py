@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.i18n import _
 from nieuwsbrief.sqlitefile import enable_wal
 
 BUSY_TIMEOUT_SECONDS = 10.0
@@ -88,7 +89,9 @@ class ReturnsStore:
                 uri = f"{path.resolve().as_uri()}?mode=ro"
                 self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS)
             except sqlite3.Error as exc:
-                raise NieuwsbriefError(f"{path}: cannot read the returns file ({exc})") from None
+                raise NieuwsbriefError(
+                    _("{path}: cannot read the returns file ({exc})").format(path=path, exc=exc)
+                ) from None
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,14 +99,18 @@ class ReturnsStore:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > _SCHEMA_VERSION:
                     raise NieuwsbriefError(
-                        f"{path}: written by a newer nieuwsbrief; upgrade nieuwsbrief"
+                        _("{path}: written by a newer nieuwsbrief; upgrade nieuwsbrief").format(
+                            path=path
+                        )
                     )
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             self.flush()
         except OSError as exc:
-            raise NieuwsbriefError(f"{path}: cannot create the returns file ({exc})") from None
+            raise NieuwsbriefError(
+                _("{path}: cannot create the returns file ({exc})").format(path=path, exc=exc)
+            ) from None
 
     @contextmanager
     def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
@@ -123,7 +130,9 @@ class ReturnsStore:
             yield self._conn
         except sqlite3.Error as exc:
             raise NieuwsbriefError(
-                f"{self.path}: cannot use the returns file ({exc}); is it a nieuwsbrief file?"
+                _("{path}: cannot use the returns file ({exc}); is it a nieuwsbrief file?").format(
+                    path=self.path, exc=exc
+                )
             ) from None
 
     def flush(self) -> None:
