@@ -432,3 +432,19 @@ def test_smtp_errors_are_dutch(example_copy: Path, tmp_path: Path) -> None:
     assert error.startswith(f"Fout: 127.0.0.1:{port} is niet bereikbaar ("), error
     assert error.endswith("); controleer de host, de poort en het netwerk"), error
     assert not english_words(error), error
+
+
+def test_yaml_that_needs_quotes_is_explained_in_dutch(example_copy: Path) -> None:
+    article = example_copy / "02-bim.md"
+    lines = article.read_text(encoding="utf-8").split("\n")
+    lines[1] = "title: De Omgevingswet komt eraan: bent u er klaar voor?"
+    article.write_text("\n".join(lines), encoding="utf-8")
+    result = runner.invoke(app, ["check", str(example_copy)], env=DUTCH)
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()) == (
+        f"Fout: {article}:2: ongeldige YAML: hier mag geen ': ' staan; een waarde met ': ' (of "
+        "die begint met een teken zoals @ * & !) moet tussen aanhalingstekens, zo: "
+        'title: "De Omgevingswet komt eraan: bent u er klaar voor?"'
+    )
+    english = runner.invoke(app, ["check", str(example_copy)], env=ENGLISH)
+    assert "invalid YAML: mapping values are not allowed here; a value with ': '" in english.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ContentError
-from .i18n import _
+from .i18n import N_, _
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def parse_yaml(text: str, path: Path, first_line: int = 1) -> Node:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = first_line + mark.line if mark else first_line
-        problem = exc.problem or exc.context or _("invalid YAML")
+        problem = yaml_problem(exc.problem or exc.context or "")
         advice = _quote_advice(text, line - first_line) if mark else ""
         raise ContentError(
             path,
@@ -123,6 +123,27 @@ def parse_yaml(text: str, path: Path, first_line: int = 1) -> Node:
     if root is None:
         return Node(None, first_line)
     return _convert(root, path, first_line - 1)
+
+
+# PyYAML explains in English; its common problems are msgids of our catalog, so they read the
+# same in English and are translated for Dutch. Others stay as the library wrote them.
+_YAML_PROBLEMS = frozenset(
+    (
+        N_("mapping values are not allowed here"),
+        N_("could not find expected ':'"),
+        N_("found unexpected end of stream"),
+        N_("found character '\\t' that cannot start any token"),
+        N_("expected <block end>, but found '<block mapping start>'"),
+        N_("expected <block end>, but found '?'"),
+    )
+)
+
+
+def yaml_problem(problem: str) -> str:
+    """Return PyYAML's `problem` in the user's language when it is a common one."""
+    if not problem:
+        return _("invalid YAML")
+    return _(problem) if problem in _YAML_PROBLEMS else problem
 
 
 # `key: value` with a plain (unquoted) value; characters YAML reads as syntax break such lines.
