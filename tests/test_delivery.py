@@ -489,16 +489,23 @@ def test_pipelined_stop_reports_exactly_what_was_sent() -> None:
 
 
 def test_a_build_failure_of_the_next_job_leaves_the_open_transaction_intact() -> None:
-    collect = Collector()
-    with SmtpServer(pipelining=True) as server:
-        deliver(with_a_broken_job(), smtp(server, timeout=5.0), connections=1, on_result=collect)
-    results = collect.by_key()
-    assert results["kapot@example.nl"].outcome is Outcome.PERMANENT
-    # Whatever the server took was reported, and nothing else; the broken job never went out.
-    assert Counter(server.recipients()) == Counter(
-        r.key for r in collect.results if r.outcome is Outcome.ACCEPTED
-    )
-    assert len(server.recipients()) == 6 and server.sessions == 1
+    # Chaining depends on the next job being in hand when a body goes out, which a loaded
+    # machine can delay: repeat until the run chained (the outcomes must hold in every run).
+    for _attempt in range(5):
+        collect = Collector()
+        with SmtpServer(pipelining=True) as server:
+            deliver(
+                with_a_broken_job(), smtp(server, timeout=5.0), connections=1, on_result=collect
+            )
+        results = collect.by_key()
+        assert results["kapot@example.nl"].outcome is Outcome.PERMANENT
+        # Whatever the server took was reported, and nothing else; the broken job never went out.
+        assert Counter(server.recipients()) == Counter(
+            r.key for r in collect.results if r.outcome is Outcome.ACCEPTED
+        )
+        assert len(server.recipients()) == 6 and server.sessions == 1
+        if sum(message.chained for message in server.messages) >= 4:
+            break
     assert sum(message.chained for message in server.messages) >= 4
 
 
