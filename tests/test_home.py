@@ -651,3 +651,26 @@ def test_progress_counts_only_accepted_and_says_what_waits_for_a_retry(
     assert waiting and int(waiting.group(1)) <= 10, result.stderr
     assert re.search(r"^20/20 delivered ", result.stderr, re.M), result.stderr
     assert server.attempts("lid00007@example.nl") == 3
+
+
+def test_many_sends_creating_the_ledger_at_once_all_start(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Processes that find the ledger half-made by another (header written, no tables) go on."""
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom nieuwsbrief.ledger import Ledger\n"
+        "Ledger(Path(sys.argv[1])).close()\n"
+    )
+    for _ in range(8):
+        path = tmp_path_factory.mktemp("state") / "ledger.sqlite"
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, str(path)], stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(4)
+        ]
+        errors = [p.communicate(timeout=60)[1] for p in processes]
+        assert [p.returncode for p in processes] == [0, 0, 0, 0], errors
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    db.close()

@@ -159,14 +159,14 @@ class Ledger:
                 check_same_thread=False,
             )
             self._db = source
-            version = self._check_ours(source, fresh=False)
+            version = self._check_ours(source)
             if version < _SCHEMA_VERSION:
                 # An older layout is read through a migrated copy in memory: the file stays
                 # as it is until a real send migrates it.
                 self._db = sqlite3.connect(":memory:", check_same_thread=False)
                 source.backup(self._db)
                 source.close()
-                self._db.executescript(_MIGRATE_1_TO_2)
+                self._db.executescript(_SCHEMA if version == 0 else _MIGRATE_1_TO_2)
             return
         fresh = not path.exists() or path.stat().st_size == 0
         if fresh:
@@ -177,14 +177,14 @@ class Ledger:
         db.execute("PRAGMA busy_timeout=10000")
         # One read snapshot: another send may be creating the schema at this moment.
         db.execute("BEGIN")
-        version = self._check_ours(db, fresh=fresh)
+        version = self._check_ours(db)
         db.execute("COMMIT")
         enable_wal(db)
         # A commit survives a crash or kill -9 of this process (not a power cut).
         db.execute("PRAGMA synchronous=NORMAL")
         if version < _SCHEMA_VERSION:
             db.execute("BEGIN IMMEDIATE")
-            version = self._check_ours(db, fresh=fresh)  # again, holding the write lock
+            version = self._check_ours(db)  # again, holding the write lock
             if version == _SCHEMA_VERSION:
                 db.execute("COMMIT")  # another process made it meanwhile
                 return
@@ -195,14 +195,16 @@ class Ledger:
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute("COMMIT")
 
-    def _check_ours(self, db: sqlite3.Connection, *, fresh: bool) -> int:
+    def _check_ours(self, db: sqlite3.Connection) -> int:
         """Return the schema version; refuse a foreign, newer or damaged file, changing nothing."""
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         app_id = int(db.execute("PRAGMA application_id").fetchone()[0])
         tables = {
             row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
-        if fresh and not tables:
+        if not tables and version == 0 and app_id in (0, APPLICATION_ID):
+            # An empty database (also one another send is creating right now, whose header
+            # is already written): nothing in it to protect.
             return 0
         ours = app_id == APPLICATION_ID or (app_id == 0 and version == 1 and tables == _TABLES)
         if not ours or not tables:
