@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from hostile_smtp import HostileSmtpServer, Script
+from nieuwsbrief.addresses import is_loopback_host
 from nieuwsbrief.errors import DeliveryError
 from nieuwsbrief.smtp import (
     SmtpConnection,
     SmtpParams,
     SmtpTransport,
     check_auth_allowed,
-    is_loopback,
 )
 from nieuwsbrief.transport import (
     ConnectionLost,
@@ -190,8 +190,11 @@ def test_no_password_without_tls_except_to_this_machine() -> None:
     check_auth_allowed(SmtpParams("127.0.0.1", 25, "none", user=USER, password=PASSWORD))
     check_auth_allowed(SmtpParams("smtp.example.nl", 587, "starttls", user=USER))
     check_auth_allowed(SmtpParams("smtp.example.nl", 25, "none"))  # no login at all
-    assert is_loopback("localhost") and is_loopback("::1") and is_loopback("127.0.0.2")
-    assert not is_loopback("smtp.example.nl") and not is_loopback("10.0.0.1")
+    assert is_loopback_host("localhost") and is_loopback_host("::1")
+    assert is_loopback_host("127.0.0.2") and is_loopback_host("mail.localhost")
+    assert is_loopback_host("[::1]")
+    assert not is_loopback_host("smtp.example.nl") and not is_loopback_host("10.0.0.1")
+    assert not is_loopback_host("localhost.example.nl")
 
 
 def test_plain_login_to_loopback_is_allowed() -> None:

@@ -15,6 +15,7 @@ email-validator depends on as well.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import unicodedata
 
@@ -135,3 +136,14 @@ def smtp_address(address: str) -> str:
 def needs_smtputf8(address: str) -> bool:
     """Return whether the address can only be sent with SMTPUTF8 (a non-ASCII local part)."""
     return not split_address(address)[0].isascii()
+
+
+def is_loopback_host(host: str) -> bool:
+    """Tell whether a host name or IP literal names this machine (RFC 6761: *.localhost too)."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

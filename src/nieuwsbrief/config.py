@@ -9,7 +9,6 @@ from the home, and the state files default to its state folder, never the curren
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import secrets
 import stat
@@ -25,7 +24,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 from email_validator import EmailNotValidError, validate_email
 
-from nieuwsbrief.addresses import invalid_reason
+from nieuwsbrief.addresses import invalid_reason, is_loopback_host
 from nieuwsbrief.errors import ConfigError, NieuwsbriefError
 from nieuwsbrief.home import Home, find_home
 from nieuwsbrief.i18n import LANGUAGES, _
@@ -203,7 +202,7 @@ def load_settings(
                 set="NIEUWSBRIEF_SMTP_PASSWORD", unset="NIEUWSBRIEF_SMTP_USER"
             )
         )
-    if smtp_host and smtp_user and security == "none" and not _is_loopback(smtp_host):
+    if smtp_host and smtp_user and security == "none" and not is_loopback_host(smtp_host):
         errors.append(
             _(
                 "NIEUWSBRIEF_SMTP_SECURITY: 'none' with a login to {host}: credentials are "
@@ -394,7 +393,7 @@ def _parse_returns(
                 "NIEUWSBRIEF_IMAP_PASSWORD is not; set all three"
             )
         )
-    if host and security == "none" and not _is_loopback(host):
+    if host and security == "none" and not is_loopback_host(host):
         errors.append(
             _(
                 "NIEUWSBRIEF_IMAP_SECURITY: 'none' with a login to {host}: "
@@ -619,7 +618,7 @@ def _parse_unsubscribe_url(value: str | None, errors: list[str]) -> str | None:
             )
         )
         return None
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
         return value
     errors.append(
         _(
@@ -647,7 +646,7 @@ def _parse_web_url(value: str | None, errors: list[str]) -> str | None:
             )
         )
         return None
-    if not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
+    if not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host))):
         errors.append(
             _(
                 "{name}: {value} must use https (http only for localhost/127.0.0.1); {example}"
@@ -742,17 +741,6 @@ def _readable_by_others(path: Path) -> bool:
 
 def _has_line_break(value: str) -> bool:
     return any(c in value for c in "\r\n\x00")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(
-        ".localhost"
-    ):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _display_path(path: Path, base_dir: Path) -> str:

@@ -42,6 +42,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from .addresses import is_loopback_host
 from .check import CheckReport, check_composed
 from .compose import (
     SIZE_WARNING_BYTES,
@@ -71,7 +72,6 @@ OUTBOX_LIST_LIMIT = 200
 SAMPLE = "sample"
 ROW_PREFIX = "row:"
 MAIL_PREFIX = "mail:"
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WEB_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".ics": "text/calendar; charset=utf-8",
@@ -671,7 +671,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         host = self.headers.get("Host", "")
         name = host.rsplit(":", 1)[0] if host.count(":") == 1 or "]" in host else host
-        return name.strip("[]").lower() in LOOPBACK_NAMES
+        return is_loopback_host(name)
 
     def _message(self, who: str, body: Callable[[MessageView], bytes], content_type: str) -> None:
         try:
@@ -738,7 +738,7 @@ def bind_server(host: str, port: int, state: PreviewState) -> _Server:
                 )
             ) from None
         server.state = state
-        server.loopback_only = host.lower() in LOOPBACK_NAMES or host.startswith("127.")
+        server.loopback_only = is_loopback_host(host)
         return server
     raise PreviewError(
         _("ports {first} to {last} on {host} are all in use; choose another with --port").format(

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import enum
-import ipaddress
 import re
 import select
 import smtplib
@@ -42,6 +41,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from nieuwsbrief.addresses import is_loopback_host
 from nieuwsbrief.errors import ConfigError, DeliveryError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.transport import ConnectionLost, Outcome, OutOfStep, Reply, TimedOut
@@ -102,19 +102,9 @@ class SmtpParams:
         return (*encoded, self.password)
 
 
-def is_loopback(host: str) -> bool:
-    """Tell whether `host` names this machine (plain-text AUTH is tolerated only there)."""
-    if host.lower() in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_auth_allowed(params: SmtpParams) -> None:
     """Refuse to send a password over a connection without TLS, except to this machine."""
-    if params.user and params.security == "none" and not is_loopback(params.host):
+    if params.user and params.security == "none" and not is_loopback_host(params.host):
         raise DeliveryError(
             _(
                 "refusing to send the password for {user!r} to {where} "
@@ -776,5 +766,4 @@ __all__ = [
     "SmtpTransport",
     "TimedOut",
     "check_auth_allowed",
-    "is_loopback",
 ]
