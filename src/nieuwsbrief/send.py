@@ -343,16 +343,18 @@ def return_path(settings: Settings, issue: str, default: str, address: str) -> s
 
 
 def _jobs(
-    factory: MessageFactory,
     recipients: list[Subscriber],
-    sender: Callable[[str], str] | None = None,
+    sender: Callable[[str], str],
+    build: Callable[[Subscriber, str], bytes],
 ) -> Iterator[Job]:
+    """Yield one Job per recipient, built lazily: `build(subscriber, key)` makes its bytes."""
     for subscriber in recipients:
+        key = normalise_address(subscriber.email)
         yield Job(
-            key=normalise_address(subscriber.email),
+            key=key,
             recipient=smtp_address(subscriber.email),
-            sender=sender(subscriber.email) if sender else factory.sender_address,
-            build=functools.partial(factory.build, subscriber),
+            sender=sender(subscriber.email),
+            build=functools.partial(build, subscriber, key),
         )
 
 
@@ -639,15 +641,10 @@ def _deliver(
             state.waiting, state.next_retry_in = count, next_in
             progress(state)
 
-    jobs = (
-        Job(
-            key=key,
-            recipient=smtp_address(subscriber.email),
-            sender=return_path(settings, issue, factory.sender_address, subscriber.email),
-            build=functools.partial(build, subscriber, key),
-        )
-        for subscriber in plan.recipients
-        for key in (normalise_address(subscriber.email),)
+    jobs = _jobs(
+        plan.recipients,
+        functools.partial(return_path, settings, issue, factory.sender_address),
+        build,
     )
     started = time.monotonic()
     if progress:
@@ -760,9 +757,9 @@ def _send_proofs(
     results: list[Result] = []
     deliver(
         _jobs(
-            factory,
             recipients,
             functools.partial(return_path, settings, "", factory.sender_address),
+            lambda subscriber, _key: factory.build(subscriber),
         ),
         transport_for(settings),
         on_result=results.append,
