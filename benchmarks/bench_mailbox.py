@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from nieuwsbrief.ledger import ACCEPTED, Ledger
-from nieuwsbrief.suppression import SuppressionList
-from nieuwsbrief.tokens import make_token, make_verp_token, recipient_id, verp_address
+from nieuwsbrief.sending.ledger import ACCEPTED, Ledger
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
+from nieuwsbrief.unsubscribe.tokens import make_token, make_verp_token, recipient_id, verp_address
 
 SECRET = "bench-secret-0123456789-abcdefghij"
 BOUNCES = "bounces@bureau-kennis.net"

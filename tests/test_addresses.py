@@ -18,8 +18,8 @@ from nieuwsbrief.addresses import (
 from nieuwsbrief.compose import compose_issue
 from nieuwsbrief.model import Subscriber
 from nieuwsbrief.subscribers import load_subscribers
-from nieuwsbrief.suppression import SuppressionList
-from nieuwsbrief.tokens import make_token, recipient_id
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
+from nieuwsbrief.unsubscribe.tokens import make_token, recipient_id
 from smtp_server import SmtpServer
 from test_send import parsed, send_process
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from conftest import REPO
 from nieuwsbrief.check import check_issue
 from nieuwsbrief.cli import app
-from nieuwsbrief.content import load_agenda, parse_date, parse_time_range
+from nieuwsbrief.content.issue import load_agenda, parse_date, parse_time_range
 from nieuwsbrief.errors import ContentError
 
 runner = CliRunner()

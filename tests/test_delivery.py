@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from hostile_smtp import HostileSmtpServer, Script
-from nieuwsbrief.delivery import Job, Result, deliver
 from nieuwsbrief.errors import ContentError, DeliveryError
-from nieuwsbrief.smtp import SmtpParams, SmtpTransport
-from nieuwsbrief.transport import ConnectionLost, MaildirOutbox, Outcome, Reply
+from nieuwsbrief.sending.delivery import Job, Result, deliver
+from nieuwsbrief.sending.smtp import SmtpParams, SmtpTransport
+from nieuwsbrief.sending.transport import ConnectionLost, MaildirOutbox, Outcome, Reply
 from smtp_server import Fault, SmtpServer
 
 SENDER = "nieuwsbrief@bureau-kennis.nl"

@@ -658,7 +658,7 @@ def test_many_sends_creating_the_ledger_at_once_all_start(
 ) -> None:
     """Processes that find the ledger half-made by another (header written, no tables) go on."""
     script = (
-        "import sys\nfrom pathlib import Path\nfrom nieuwsbrief.ledger import Ledger\n"
+        "import sys\nfrom pathlib import Path\nfrom nieuwsbrief.sending.ledger import Ledger\n"
         "Ledger(Path(sys.argv[1])).close()\n"
     )
     for _ in range(8):

@@ -25,9 +25,9 @@ from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, HOME_CONFIG
 from nieuwsbrief.compose import encoded_html_size
 from nieuwsbrief.message import MessageFactory, make_factory
 from nieuwsbrief.model import Brand, RenderedIssue
-from nieuwsbrief.preview import SAMPLE, Inputs, PreviewState
+from nieuwsbrief.preview.server import SAMPLE, Inputs, PreviewState
 from nieuwsbrief.render import default_templates_dir, load_brand
-from nieuwsbrief.tokens import make_token
+from nieuwsbrief.unsubscribe.tokens import make_token
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Frame, Page
@@ -472,7 +472,7 @@ def _save(path: Path, text: str) -> None:
 
 
 def test_headers_are_decoded() -> None:
-    from nieuwsbrief.preview import header_block
+    from nieuwsbrief.preview.server import header_block
 
     raw = (
         b"To: =?utf-8?b?Wm/DqyB2YW4gRGlqaw==?= <zoe@example.nl>\r\n"

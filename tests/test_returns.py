@@ -12,8 +12,8 @@ from nieuwsbrief.returns.classify import MAX_MESSAGE_BYTES, Kind, classify, seve
 from nieuwsbrief.returns.process import Context, process_mailbox
 from nieuwsbrief.returns.sources import MaildirSource, MboxSource, ReturnsSourceError
 from nieuwsbrief.returns.store import ReturnsStore
-from nieuwsbrief.suppression import SuppressionList
-from nieuwsbrief.tokens import make_token, make_verp_token, recipient_id, verp_address
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
+from nieuwsbrief.unsubscribe.tokens import make_token, make_verp_token, recipient_id, verp_address
 from returns_mail import SqliteSentMail, arf, dsn, reply, write_maildir
 
 CORPUS = Path(__file__).parent / "fixtures" / "returns" / "flufl"

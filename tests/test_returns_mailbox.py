@@ -17,7 +17,7 @@ from nieuwsbrief.config import load_settings
 from nieuwsbrief.home import find_home
 from nieuwsbrief.returns.run import returns_counts
 from nieuwsbrief.returns.sources import ImapSource, ReturnsSourceError
-from nieuwsbrief.suppression import SuppressionList
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
 from returns_mail import arf, dsn, reply, write_maildir
 from smtp_server import SmtpServer
 from test_send import members, send_cli, smtp_env, write_list

@@ -23,9 +23,9 @@ from conftest import TEST_SECRET
 from nieuwsbrief.cli import _factory_maker, app
 from nieuwsbrief.config import load_settings
 from nieuwsbrief.home import find_home
-from nieuwsbrief.send import Progress, SendRequest, send_issue
-from nieuwsbrief.suppression import SuppressionList
-from nieuwsbrief.tokens import make_token
+from nieuwsbrief.sending.campaign import Progress, SendRequest, send_issue
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
+from nieuwsbrief.unsubscribe.tokens import make_token
 from smtp_server import Fault, SmtpServer
 
 runner = CliRunner()
@@ -406,7 +406,7 @@ def test_merge_fields_reach_the_template(
         kwargs["templates_dir"] = templates
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("nieuwsbrief.send.compose_issue", with_templates)
+    monkeypatch.setattr("nieuwsbrief.sending.campaign.compose_issue", with_templates)
     report = send_issue(
         SendRequest(issue_dir=example_copy, subscribers_path=subscribers),
         settings,

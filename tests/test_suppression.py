@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from nieuwsbrief.errors import NieuwsbriefError
-from nieuwsbrief.suppression import (
+from nieuwsbrief.unsubscribe.suppression import (
     SCHEMA_VERSION,
     Status,
     SuppressionList,
     unsubscribe_requests,
 )
-from nieuwsbrief.tokens import mailto_link, make_token, recipient_id
+from nieuwsbrief.unsubscribe.tokens import mailto_link, make_token, recipient_id
 
 SECRET = "test-secret-0123456789abcdef"
 
@@ -261,7 +261,7 @@ def test_two_processes_creating_the_list_at_once_both_succeed(tmp_path: Path) ->
     """The schema is checked in one snapshot and again under the write lock: no false alarm."""
     import threading
 
-    from nieuwsbrief.ledger import Ledger
+    from nieuwsbrief.sending.ledger import Ledger
 
     errors: list[BaseException] = []
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from nieuwsbrief.errors import NieuwsbriefError
-from nieuwsbrief.tokens import (
+from nieuwsbrief.unsubscribe.tokens import (
     MAX_LOCAL_PART,
     TOKEN_LENGTH,
     find_token,

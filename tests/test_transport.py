@@ -16,13 +16,13 @@ import pytest
 from hostile_smtp import HostileSmtpServer, Script
 from nieuwsbrief.addresses import is_loopback_host
 from nieuwsbrief.errors import DeliveryError
-from nieuwsbrief.smtp import (
+from nieuwsbrief.sending.smtp import (
     SmtpConnection,
     SmtpParams,
     SmtpTransport,
     check_auth_allowed,
 )
-from nieuwsbrief.transport import (
+from nieuwsbrief.sending.transport import (
     ConnectionLost,
     MaildirOutbox,
     Outcome,

@@ -14,9 +14,9 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 
 from nieuwsbrief.errors import NieuwsbriefError
-from nieuwsbrief.suppression import SuppressionList
-from nieuwsbrief.tokens import make_token, recipient_id
-from nieuwsbrief.unsubscribe_app import UnsubscribeServer, make_app, mask_address
+from nieuwsbrief.unsubscribe.endpoint import UnsubscribeServer, make_app, mask_address
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
+from nieuwsbrief.unsubscribe.tokens import make_token, recipient_id
 
 SECRET = "test-secret-0123456789abcdef"
 URL = "https://www.bureau-kennis.net/afmelden/{token}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nieuwsbrief.errors import NieuwsbriefError
-from nieuwsbrief.unsubscribe import read_request_file
+from nieuwsbrief.unsubscribe.staff import read_request_file
 
 
 def test_request_file_plain_lines(tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from conftest import TEST_SECRET
-from nieuwsbrief.suppression import SuppressionList
-from nieuwsbrief.tokens import make_token, recipient_id
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
+from nieuwsbrief.unsubscribe.tokens import make_token, recipient_id
 
 URL = "https://www.bureau-kennis.net/afmelden/{token}"
 ONE_CLICK = b"List-Unsubscribe=One-Click"

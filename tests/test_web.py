@@ -16,7 +16,7 @@ from conftest import factory_maker
 from nieuwsbrief.check import check_issue
 from nieuwsbrief.cli import app
 from nieuwsbrief.compose import compose_issue
-from nieuwsbrief.content import load_agenda
+from nieuwsbrief.content.issue import load_agenda
 from nieuwsbrief.errors import ContentError
 from nieuwsbrief.home import load_home
 from nieuwsbrief.web import publish
@@ -359,7 +359,7 @@ def test_preview_serves_the_web_edition_beside_the_email(example_copy: Path) -> 
     import threading
     import urllib.request
 
-    from nieuwsbrief.preview import Inputs, PreviewState, bind_server
+    from nieuwsbrief.preview.server import Inputs, PreviewState, bind_server
 
     state = PreviewState(Inputs(example_copy, factory_maker, web_url=WEB_URL))
     assert state.refresh() is None

@@ -1,5 +1,5 @@
 """Run nieuwsbrief as `python -m nieuwsbrief`."""
 
-from .cli import main
+from nieuwsbrief.cli import main
 
 main()

@@ -21,8 +21,8 @@ import unicodedata
 
 import idna
 
-from .errors import NieuwsbriefError
-from .i18n import N_, _
+from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.i18n import N_, _
 
 # email-validator explains in English; its common reasons are msgids of our catalog, so they
 # read the same in English and are translated for Dutch. Others stay as the library wrote them.

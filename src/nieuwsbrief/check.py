@@ -18,10 +18,10 @@ from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .compose import SIZE_WARNING_BYTES, Composed, FactoryMaker, compose_issue
-from .i18n import _, ngettext
-from .model import Finding, Issue, SourceMap
-from .render import TEXT_TEMPLATE
+from nieuwsbrief.compose import SIZE_WARNING_BYTES, Composed, FactoryMaker, compose_issue
+from nieuwsbrief.i18n import _, ngettext
+from nieuwsbrief.model import Finding, Issue, SourceMap
+from nieuwsbrief.render import TEXT_TEMPLATE
 
 __all__ = ["CheckReport", "Finding", "check_composed", "check_issue", "check_message"]
 
@@ -194,7 +194,7 @@ def check_composed(
     else:
         problems += message.problems
     if rendered.web_url:
-        from .web import published_link_findings
+        from nieuwsbrief.web import published_link_findings
 
         problems += published_link_findings(
             composed.html, composed.text, rendered.web_url, issue.path

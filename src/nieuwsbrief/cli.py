@@ -18,13 +18,13 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from . import compose as compose_mod
-from . import i18n
-from .config import Settings, configured_language, load_settings
-from .errors import NieuwsbriefError
-from .i18n import N_, _, ngettext
-from .message import make_factory
-from .model import Brand, RenderedIssue
+from nieuwsbrief import compose as compose_mod
+from nieuwsbrief import i18n
+from nieuwsbrief.config import Settings, configured_language, load_settings
+from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.i18n import N_, _, ngettext
+from nieuwsbrief.message import make_factory
+from nieuwsbrief.model import Brand, RenderedIssue
 
 # Answers that mean yes to a question, in either language; anything else but these means no.
 YES_ANSWERS = frozenset({"y", "yes", "j", "ja"})
@@ -324,8 +324,8 @@ def _settings(start: Path | None = None, *, writes: bool = False) -> Settings:
 
     `writes`: the command sends or records, so it may create the signing secret.
     """
-    from .errors import ContentError
-    from .home import find_home
+    from nieuwsbrief.errors import ContentError
+    from nieuwsbrief.home import find_home
 
     if start is not None and not start.is_dir():
         raise ContentError(start, _("is not an issue folder (it does not exist or is a file)"))
@@ -394,7 +394,7 @@ def compose(
         ),
     ] = None,
 ) -> None:
-    from .check import check_composed
+    from nieuwsbrief.check import check_composed
 
     settings = _settings(issue_dir)
     composed = compose_mod.compose_issue(
@@ -494,7 +494,7 @@ def send(
     import signal
     import threading
 
-    from .send import SendRequest, send_issue
+    from nieuwsbrief.sending.campaign import SendRequest, send_issue
 
     interactive = sys.stdin.isatty()
     if not (yes or dry_run or test or interactive):
@@ -644,9 +644,9 @@ def subscribers_check(
         ),
     ],
 ) -> None:
-    from .addresses import normalise_address
-    from .subscribers import format_report, load_subscribers
-    from .suppression import SuppressionList
+    from nieuwsbrief.addresses import normalise_address
+    from nieuwsbrief.subscribers import format_report, load_subscribers
+    from nieuwsbrief.unsubscribe.suppression import SuppressionList
 
     settings = _settings()
     listed = load_subscribers(file)
@@ -696,7 +696,7 @@ def unsubscribe(
         bool, typer.Option("--yes", "-y", help=N_("Do not ask before --remove."))
     ] = False,
 ) -> None:
-    from .unsubscribe import list_report, remove_address, unsubscribe_items
+    from nieuwsbrief.unsubscribe.staff import list_report, remove_address, unsubscribe_items
 
     settings = _settings()
     if show_list:
@@ -755,7 +755,7 @@ def mailbox(
         ),
     ] = None,
 ) -> None:
-    from .returns.run import run_mailbox
+    from nieuwsbrief.returns.run import run_mailbox
 
     report = run_mailbox(
         _settings(), maildir=maildir, mbox=mbox, dry_run=dry_run, csv_path=csv_path
@@ -803,8 +803,8 @@ def unsubscribe_server(
         ),
     ] = 8,
 ) -> None:
-    from .unsubscribe import run_server
-    from .unsubscribe_app import ServerLimits
+    from nieuwsbrief.unsubscribe.endpoint import ServerLimits
+    from nieuwsbrief.unsubscribe.staff import run_server
 
     limits = ServerLimits(timeout=timeout, connections=max_connections, threads=threads)
     run_server(_settings(), host, port, limits, announce=typer.echo)
@@ -844,7 +844,7 @@ def preview(
     ] = None,
     agenda: AgendaOption = None,
 ) -> None:
-    from . import preview as preview_mod
+    from nieuwsbrief.preview import server as preview_mod
 
     settings = _settings(issue_dir)
     inputs = preview_mod.Inputs(
@@ -887,7 +887,7 @@ def publish(
         ),
     ] = None,
 ) -> None:
-    from .web import publish as publish_site
+    from nieuwsbrief.web import publish as publish_site
 
     settings = _settings(home)
     assert settings.home is not None
@@ -903,7 +903,7 @@ def publish(
     ),
 )
 def check(issue_dir: IssueDir, agenda: AgendaOption = None) -> None:
-    from .check import check_issue
+    from nieuwsbrief.check import check_issue
 
     settings = _settings(issue_dir)
     report = check_issue(
@@ -933,7 +933,7 @@ def status(
         ),
     ] = None,
 ) -> None:
-    from .status import status_report
+    from nieuwsbrief.status import status_report
 
     start = Path(issue) if issue and Path(issue).is_dir() else None
     typer.echo(status_report(_settings(start), issue))
@@ -961,7 +961,7 @@ def init(
         ),
     ] = "",
 ) -> None:
-    from .scaffold import init_home
+    from nieuwsbrief.scaffold import init_home
 
     written = init_home(folder, name)
     typer.echo(_("Made a newsletter home in {folder}:").format(folder=folder.resolve()))
@@ -986,7 +986,7 @@ def new(
         ),
     ] = "",
 ) -> None:
-    from .scaffold import new_issue
+    from nieuwsbrief.scaffold import new_issue
 
     settings = _settings()
     assert settings.home is not None

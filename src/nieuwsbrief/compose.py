@@ -11,11 +11,11 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from .content import load_issue
-from .i18n import _
-from .message import MessageFactory
-from .model import Brand, Issue, RenderedIssue, Subscriber
-from .render import default_templates_dir, load_brand, render_issue
+from nieuwsbrief.content.issue import load_issue
+from nieuwsbrief.i18n import _
+from nieuwsbrief.message import MessageFactory
+from nieuwsbrief.model import Brand, Issue, RenderedIssue, Subscriber
+from nieuwsbrief.render import default_templates_dir, load_brand, render_issue
 
 HTML_FILE = "email.html"
 TEXT_FILE = "email.txt"

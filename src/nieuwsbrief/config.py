@@ -28,7 +28,7 @@ from nieuwsbrief.addresses import invalid_reason, is_loopback_host
 from nieuwsbrief.errors import ConfigError, NieuwsbriefError
 from nieuwsbrief.home import Home, find_home
 from nieuwsbrief.i18n import LANGUAGES, _
-from nieuwsbrief.tokens import MAX_LOCAL_PART, VERP_TOKEN_LENGTH
+from nieuwsbrief.unsubscribe.tokens import MAX_LOCAL_PART, VERP_TOKEN_LENGTH
 
 Security = Literal["starttls", "ssl", "none"]
 DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}

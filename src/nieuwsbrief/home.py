@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import HomeError
-from .i18n import _
+from nieuwsbrief.errors import HomeError
+from nieuwsbrief.i18n import _
 
 CONFIG_FILE = "nieuwsbrief.toml"
 HOME_VARIABLE = "NIEUWSBRIEF_HOME"

@@ -11,8 +11,8 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import ContentError
-from .i18n import N_, _
+from nieuwsbrief.errors import ContentError
+from nieuwsbrief.i18n import N_, _
 
 MB = 1024 * 1024
 CONTENT_LIMIT = 5 * MB  # an article, issue.yaml, the agenda, brand.yaml

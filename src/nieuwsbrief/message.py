@@ -17,11 +17,11 @@ from email import policy, quoprimime
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr, quote
 
-from .addresses import smtp_address
-from .errors import NieuwsbriefError
-from .i18n import _
-from .model import MERGE_MARKER_RE, Brand, RenderedIssue, Subscriber
-from .tokens import mailto_link, make_token, unsubscribe_link
+from nieuwsbrief.addresses import smtp_address
+from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.i18n import _
+from nieuwsbrief.model import MERGE_MARKER_RE, Brand, RenderedIssue, Subscriber
+from nieuwsbrief.unsubscribe.tokens import mailto_link, make_token, unsubscribe_link
 
 _CRLF = b"\r\n"
 _SOFT_BREAK = "=\r\n"

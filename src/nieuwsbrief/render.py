@@ -26,11 +26,17 @@ from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from markupsafe import Markup
 
-from .content import read_text
-from .errors import ContentError, TemplateError
-from .i18n import _
-from .images import EMAIL_COLUMN_WIDTH, ProcessedImage, is_local, local_image_path, process_image
-from .model import (
+from nieuwsbrief.content.images import (
+    EMAIL_COLUMN_WIDTH,
+    ProcessedImage,
+    is_local,
+    local_image_path,
+    process_image,
+)
+from nieuwsbrief.content.issue import read_text
+from nieuwsbrief.errors import ContentError, TemplateError
+from nieuwsbrief.i18n import _
+from nieuwsbrief.model import (
     GREETING_FIELD_RE,
     Brand,
     Event,
@@ -40,8 +46,8 @@ from .model import (
     SourceMap,
     merge_marker,
 )
-from .weblinks import IMAGE_DIR, event_ics, issue_url
-from .yamlfile import Node, parse_yaml
+from nieuwsbrief.weblinks import IMAGE_DIR, event_ics, issue_url
+from nieuwsbrief.yamlfile import Node, parse_yaml
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from babel.dates import format_date
 
-from .content import load_agenda, upcoming
-from .errors import NieuwsbriefError
-from .home import CONFIG_FILE, Home
-from .i18n import _
+from nieuwsbrief.content.issue import load_agenda, upcoming
+from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.home import CONFIG_FILE, Home
+from nieuwsbrief.i18n import _
 
 _CONFIG = """\
 # The newsletter home of {name}: nieuwsbrief finds this file by walking up from the folder

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import ledger as ledger_mod
-from .config import Settings
-from .errors import NieuwsbriefError
-from .home import Home
-from .i18n import _, ngettext
+from nieuwsbrief.config import Settings
+from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.home import Home
+from nieuwsbrief.i18n import _, ngettext
+from nieuwsbrief.sending import ledger as ledger_mod
 
 _SHOWN_FAILURES = 20
 
@@ -31,7 +31,7 @@ def status_report(settings: Settings, issue: str | None = None) -> str:
 
 def _returns_line(settings: Settings, record: ledger_mod.IssueRecord) -> str:
     """Say what came back for the issue (the returns mailbox): counts only."""
-    from .returns.run import returns_counts
+    from nieuwsbrief.returns.run import returns_counts
 
     delivered = record.counts.get(ledger_mod.ACCEPTED, 0)
     counts = returns_counts(settings, record.issue, sent=delivered)
@@ -59,7 +59,7 @@ def _find(home: Home, records: list[ledger_mod.IssueRecord], wanted: str) -> led
         candidates.add(home.relative(folder))
         issue_yaml = folder / "issue.yaml"
         if issue_yaml.is_file():
-            from .content import load_issue_id
+            from nieuwsbrief.content.issue import load_issue_id
 
             issue_id = load_issue_id(issue_yaml)
             if issue_id:

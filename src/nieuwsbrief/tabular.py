@@ -13,7 +13,7 @@ import io
 import re
 from collections.abc import Iterator
 
-from .i18n import N_, _
+from nieuwsbrief.i18n import N_, _
 
 # The longest cell a table may have. Python's csv module stops at 131,072 characters by default
 # with a bare "_csv.Error"; real cells (an address, a name, a note) are far shorter, and a cell

@@ -34,13 +34,13 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from .check import Finding
-from .content import ISSUE_FILE, load_agenda, load_issue, upcoming
-from .errors import ContentError, HomeError, NieuwsbriefError
-from .home import Home, find_home
-from .i18n import _
-from .model import MERGE_MARKER_RE, Brand, Event, Issue
-from .render import (
+from nieuwsbrief.check import Finding
+from nieuwsbrief.content.issue import ISSUE_FILE, load_agenda, load_issue, upcoming
+from nieuwsbrief.errors import ContentError, HomeError, NieuwsbriefError
+from nieuwsbrief.home import Home, find_home
+from nieuwsbrief.i18n import _
+from nieuwsbrief.model import MERGE_MARKER_RE, Brand, Event, Issue
+from nieuwsbrief.render import (
     ImageLinker,
     _context,
     _environment,
@@ -51,7 +51,7 @@ from .render import (
     load_brand,
     time_label,
 )
-from .weblinks import (
+from nieuwsbrief.weblinks import (
     AGENDA_PAGE,
     ATOM_FEED,
     CALENDAR_FEED,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .content import slugify
-from .model import Event
+from nieuwsbrief.content.issue import slugify
+from nieuwsbrief.model import Event
 
 INDEX_PAGE = "index.html"
 AGENDA_PAGE = "agenda/index.html"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ContentError
-from .i18n import N_, _
+from nieuwsbrief.errors import ContentError
+from nieuwsbrief.i18n import N_, _
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from nieuwsbrief.i18n import _
 from nieuwsbrief.returns.classify import Failure, Kind, Returned, classify
 from nieuwsbrief.returns.sources import Item, Source
 from nieuwsbrief.returns.store import ReturnsStore, SentMail
-from nieuwsbrief.suppression import SuppressionList
-from nieuwsbrief.tokens import (
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
+from nieuwsbrief.unsubscribe.tokens import (
     VERP_TOKEN_RE,
     find_token,
     issue_tag,

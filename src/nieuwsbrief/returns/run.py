@@ -10,12 +10,12 @@ from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.config import Settings
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.i18n import _
-from nieuwsbrief.ledger import Ledger
 from nieuwsbrief.returns.classify import Kind
 from nieuwsbrief.returns.process import Context, RunReport, process_mailbox, write_csv
 from nieuwsbrief.returns.sources import ImapSource, MaildirSource, MboxSource, Source
 from nieuwsbrief.returns.store import ReturnsStore
-from nieuwsbrief.suppression import SuppressionList
+from nieuwsbrief.sending.ledger import Ledger
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
 
 RETURNS_FILE = "returns.sqlite"
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .errors import ContentError
-from .i18n import _
+from nieuwsbrief.errors import ContentError
+from nieuwsbrief.i18n import _
 
 # The e-mail body is 600 px wide with 24 px padding each side (templates/email.mjml.j2).
 EMAIL_COLUMN_WIDTH = 552

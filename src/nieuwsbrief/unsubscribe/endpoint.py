@@ -37,8 +37,8 @@ from waitress.server import TcpWSGIServer
 
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.i18n import _
-from nieuwsbrief.suppression import SuppressionList
-from nieuwsbrief.tokens import recipient_id, require_token_placeholder, verify_token
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
+from nieuwsbrief.unsubscribe.tokens import recipient_id, require_token_placeholder, verify_token
 
 log = logging.getLogger("nieuwsbrief.unsubscribe")
 

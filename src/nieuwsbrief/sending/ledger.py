@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import LedgerError
-from .i18n import _
-from .sqlitefile import enable_wal
+from nieuwsbrief.errors import LedgerError
+from nieuwsbrief.i18n import _
+from nieuwsbrief.sqlitefile import enable_wal
 
 ACCEPTED = "accepted"
 FAILED = "failed"  # a permanent (5xx) refusal

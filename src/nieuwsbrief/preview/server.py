@@ -42,9 +42,9 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from .addresses import is_loopback_host
-from .check import CheckReport, check_composed
-from .compose import (
+from nieuwsbrief.addresses import is_loopback_host
+from nieuwsbrief.check import CheckReport, check_composed
+from nieuwsbrief.compose import (
     SIZE_WARNING_BYTES,
     Composed,
     FactoryMaker,
@@ -52,13 +52,13 @@ from .compose import (
     encoded_html_size,
     message_parts,
 )
-from .content import default_agenda_path
-from .errors import ContentError, NieuwsbriefError
-from .i18n import _
-from .message import MessageFactory
-from .model import Subscriber
-from .render import default_templates_dir
-from .subscribers import load_subscribers
+from nieuwsbrief.content.issue import default_agenda_path
+from nieuwsbrief.errors import ContentError, NieuwsbriefError
+from nieuwsbrief.i18n import _
+from nieuwsbrief.message import MessageFactory
+from nieuwsbrief.model import Subscriber
+from nieuwsbrief.render import default_templates_dir
+from nieuwsbrief.subscribers import load_subscribers
 
 # The page files ship inside the package (package data), next to this module.
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -374,8 +374,8 @@ class PreviewState:
 
     def web_files(self, web_url: str) -> dict[str, bytes]:
         """Return the web edition of the issue's home as `publish` builds it, served here."""
-        from .home import find_home
-        from .web import build_site
+        from nieuwsbrief.home import find_home
+        from nieuwsbrief.web import build_site
 
         key = (self.version, web_url)
         cached = self._web
@@ -646,7 +646,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _web_file(self, name: str) -> None:
         """Serve the web edition (built in memory, as `publish` would) under /web/."""
-        from .weblinks import issue_page
+        from nieuwsbrief.weblinks import issue_page
 
         state = self.server.state
         try:

@@ -13,12 +13,12 @@ from datetime import date, time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .errors import ContentError
-from .i18n import N_, _
-from .inputfile import CONTENT_LIMIT, read_input
-from .model import Article, Event, Finding, Issue
-from .tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
-from .yamlfile import Node, parse_yaml
+from nieuwsbrief.errors import ContentError
+from nieuwsbrief.i18n import N_, _
+from nieuwsbrief.inputfile import CONTENT_LIMIT, read_input
+from nieuwsbrief.model import Article, Event, Finding, Issue
+from nieuwsbrief.tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
+from nieuwsbrief.yamlfile import Node, parse_yaml
 
 ISSUE_FILE = "issue.yaml"
 AGENDA_FILE = "agenda.yaml"
@@ -625,8 +625,8 @@ def _check_inside_home(issue_dir: Path, paths: list[Path]) -> None:
     otherwise be mailed to every subscriber; files named on the command line are the user's
     explicit choice and are not checked here.
     """
-    from .errors import HomeError
-    from .home import find_home
+    from nieuwsbrief.errors import HomeError
+    from nieuwsbrief.home import find_home
 
     try:
         root = find_home(issue_dir, environ={}).root

@@ -44,7 +44,7 @@ from typing import Literal
 from nieuwsbrief.addresses import is_loopback_host
 from nieuwsbrief.errors import ConfigError, DeliveryError
 from nieuwsbrief.i18n import _
-from nieuwsbrief.transport import ConnectionLost, Outcome, OutOfStep, Reply, TimedOut
+from nieuwsbrief.sending.transport import ConnectionLost, Outcome, OutOfStep, Reply, TimedOut
 
 Security = Literal["starttls", "ssl", "none"]
 SECURITIES: tuple[Security, ...] = ("starttls", "ssl", "none")

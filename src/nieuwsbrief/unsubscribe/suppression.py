@@ -22,7 +22,7 @@ from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.i18n import N_, _
 from nieuwsbrief.sqlitefile import enable_wal
-from nieuwsbrief.tokens import find_token, verify_token
+from nieuwsbrief.unsubscribe.tokens import find_token, verify_token
 
 SCHEMA_VERSION = 3
 # bounce: the server said the address does not exist (at send time or in a returned report).

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from nieuwsbrief.errors import DeliveryError, NieuwsbriefError
 from nieuwsbrief.i18n import _, ngettext
-from nieuwsbrief.transport import (
+from nieuwsbrief.sending.transport import (
     Channel,
     ConnectionLost,
     Outcome,

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from .errors import LockError
-from .i18n import _
+from nieuwsbrief.errors import LockError
+from nieuwsbrief.i18n import _
 
 
 class IssueLock:

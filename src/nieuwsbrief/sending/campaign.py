@@ -20,24 +20,24 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from . import ledger as ledger_mod
-from .addresses import invalid_reason, normalise_address, smtp_address
-from .check import CheckReport, check_composed
-from .compose import Composed, FactoryMaker, compose_issue
-from .config import Settings
-from .delivery import Job, Result, deliver
-from .errors import DeliveryError, LedgerError, NieuwsbriefError
-from .home import Home
-from .i18n import _, ngettext
-from .lock import IssueLock
-from .message import MessageFactory
-from .model import Issue, Subscriber
-from .render import default_templates_dir
-from .smtp import SmtpParams, SmtpTransport
-from .subscribers import SubscriberList, load_subscribers
-from .suppression import SuppressionList
-from .tokens import make_verp_token, recipient_id, verp_address
-from .transport import MaildirOutbox, Outcome, Transport
+from nieuwsbrief.addresses import invalid_reason, normalise_address, smtp_address
+from nieuwsbrief.check import CheckReport, check_composed
+from nieuwsbrief.compose import Composed, FactoryMaker, compose_issue
+from nieuwsbrief.config import Settings
+from nieuwsbrief.errors import DeliveryError, LedgerError, NieuwsbriefError
+from nieuwsbrief.home import Home
+from nieuwsbrief.i18n import _, ngettext
+from nieuwsbrief.message import MessageFactory
+from nieuwsbrief.model import Issue, Subscriber
+from nieuwsbrief.render import default_templates_dir
+from nieuwsbrief.sending import ledger as ledger_mod
+from nieuwsbrief.sending.delivery import Job, Result, deliver
+from nieuwsbrief.sending.lock import IssueLock
+from nieuwsbrief.sending.smtp import SmtpParams, SmtpTransport
+from nieuwsbrief.sending.transport import MaildirOutbox, Outcome, Transport
+from nieuwsbrief.subscribers import SubscriberList, load_subscribers
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
+from nieuwsbrief.unsubscribe.tokens import make_verp_token, recipient_id, verp_address
 
 FAILURES_FILE = "send-failures.csv"
 PROOF_PREFIX = "[TEST] "

@@ -1,6 +1,6 @@
 """Where messages go, in words every transport shares: Reply, Outcome, Channel, Transport.
 
-The SMTP client is `nieuwsbrief.smtp` (the only module that imports smtplib); the local
+The SMTP client is `nieuwsbrief.sending.smtp` (the only module that imports smtplib); the local
 Maildir outbox is here. Both hand out channels with the same `send(sender, recipient, data)
 -> Reply`, so the delivery engine does not care which one it has.
 """

@@ -10,15 +10,15 @@ from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from .addresses import invalid_reason
-from .config import Settings
-from .errors import ConfigError, NieuwsbriefError
-from .i18n import N_, _
-from .inputfile import LIST_LIMIT, read_input
-from .subscribers import EMAIL_ALIASES, normalise_key
-from .suppression import Status, SuppressionList, unsubscribe_requests
-from .tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
-from .unsubscribe_app import ServerLimits, make_app, serve
+from nieuwsbrief.addresses import invalid_reason
+from nieuwsbrief.config import Settings
+from nieuwsbrief.errors import ConfigError, NieuwsbriefError
+from nieuwsbrief.i18n import N_, _
+from nieuwsbrief.inputfile import LIST_LIMIT, read_input
+from nieuwsbrief.subscribers import EMAIL_ALIASES, normalise_key
+from nieuwsbrief.tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
+from nieuwsbrief.unsubscribe.endpoint import ServerLimits, make_app, serve
+from nieuwsbrief.unsubscribe.suppression import Status, SuppressionList, unsubscribe_requests
 
 _LINE_END_RE = re.compile(r"\r\n|\r|\n")
 

@@ -1,0 +1,1 @@
+"""The newsletter's files read into the model: issue, articles, agenda, photos."""
