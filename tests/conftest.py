@@ -16,11 +16,14 @@ import pytest
 
 from nieuwsbrief.message import MessageFactory, make_factory
 from nieuwsbrief.model import Brand, RenderedIssue
+from nieuwsbrief.templating import default_templates_dir
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_HOME = REPO / "tests" / "fixtures" / "home"
 EXAMPLE_ISSUE = EXAMPLE_HOME / "issues" / "2012-05"
 EXAMPLE_AGENDA = EXAMPLE_HOME / "issues" / "agenda.yaml"
+# The test home's house style: only brand.yaml (Bureau | Kennis), over the package defaults.
+EXAMPLE_TEMPLATES = EXAMPLE_HOME / "templates"
 HOME_CONFIG = '# a test newsletter home\nname = "Testnieuwsbrief"\n'
 
 TEST_SECRET = "test-secret-0123456789-abcdefghijklmnop"
@@ -34,28 +37,6 @@ def factory_maker(rendered: RenderedIssue, brand: Brand) -> MessageFactory:
         secret=TEST_SECRET,
         unsubscribe_url="https://www.bureau-kennis.net/afmelden/{token}",
     )
-
-
-def _use_this_checkouts_templates() -> None:
-    """Make nieuwsbrief.templates this checkout's templates/, so the tests test these files.
-
-    An editable install maps the package to the folder it was installed from, which may be
-    another git worktree; PYTHONPATH=src alone would then render the other worktree's templates.
-    """
-    import importlib.util
-    import sys
-
-    init = REPO / "templates" / "__init__.py"
-    spec = importlib.util.spec_from_file_location(
-        "nieuwsbrief.templates", init, submodule_search_locations=[str(init.parent)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["nieuwsbrief.templates"] = module
-    spec.loader.exec_module(module)
-
-
-_use_this_checkouts_templates()
 
 
 @pytest.fixture(autouse=True)
@@ -87,9 +68,20 @@ def _tmp_path_is_a_home(tmp_path: Path) -> None:
     (tmp_path / "nieuwsbrief.toml").write_text(HOME_CONFIG, encoding="utf-8")
 
 
+def house_style_copy(home: Path, *names: str) -> Path:
+    """Give `home` its own templates/ folder: the test home's brand.yaml and copies of the
+    default templates `names`, to edit (each overrides the package's); return the folder."""
+    target = home / "templates"
+    shutil.copytree(EXAMPLE_TEMPLATES, target, dirs_exist_ok=True)
+    for name in names:
+        shutil.copy(default_templates_dir() / name, target / name)
+    return target
+
+
 @pytest.fixture
 def example_copy(tmp_path: Path) -> Path:
-    """Copy the test home's issues/ into tmp_path (a home); return the example issue folder."""
+    """Copy the test home's issues/ and templates/ into tmp_path (a home); return the issue."""
+    shutil.copytree(EXAMPLE_TEMPLATES, tmp_path / "templates")
     target = tmp_path / "issues"
     target.mkdir()
     shutil.copytree(EXAMPLE_ISSUE, target / "2012-05", ignore=shutil.ignore_patterns("out"))

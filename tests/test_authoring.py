@@ -6,14 +6,13 @@ same findings, each at the file and line the author wrote, with what to do.
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO
+from conftest import house_style_copy
 from nieuwsbrief.check import check_issue
 from nieuwsbrief.cli import app
 from nieuwsbrief.content.issue import load_agenda, parse_date, parse_time_range
@@ -342,8 +341,7 @@ def test_times_that_are_not_times_are_errors(text: str) -> None:
 @pytest.fixture
 def greeting_templates(tmp_path: Path) -> Path:
     """A copy of the templates whose greeting uses the voornaam column with a fallback."""
-    target = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", target, ignore=shutil.ignore_patterns("__*"))
+    target = house_style_copy(tmp_path)
     brand = target / "brand.yaml"
     text = brand.read_text(encoding="utf-8")
     text = text.replace('greeting: "Beste {name},"\ngreeting_anonymous: "Beste lezer,"\n', "")
@@ -484,10 +482,7 @@ def test_the_web_edition_has_no_source_map_no_markers_and_the_fallback_greeting(
         encoding="utf-8",
     )
     # the home's own house style, with a greeting whose fallback the web page uses
-    shutil.copytree(
-        REPO / "templates", home_dir / "templates", ignore=shutil.ignore_patterns("__*")
-    )
-    brand = home_dir / "templates" / "brand.yaml"
+    brand = house_style_copy(home_dir) / "brand.yaml"
     text = brand.read_text(encoding="utf-8")
     text = text.replace('greeting: "Beste {name},"\ngreeting_anonymous: "Beste lezer,"\n', "")
     brand.write_text(text + 'greeting: "Beste {voornaam|collega},"\n', encoding="utf-8")

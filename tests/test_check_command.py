@@ -7,14 +7,13 @@ of the templates with one thing broken, through `check_issue(templates_dir=...)`
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, REPO, factory_maker
+from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, factory_maker, house_style_copy
 from nieuwsbrief.check import CheckReport, check_issue
 from nieuwsbrief.cli import app
 
@@ -107,10 +106,8 @@ def assert_warning(issue_dir: Path, code: str, *phrases: str) -> str:
 
 @pytest.fixture
 def broken_templates(tmp_path: Path) -> Path:
-    """Return a private copy of the templates folder, to break one thing in."""
-    target = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", target, ignore=shutil.ignore_patterns("__*"))
-    return target
+    """Return a home's templates folder with copies of the two e-mail templates, to break."""
+    return house_style_copy(tmp_path, "email.mjml.j2", "email.txt.j2")
 
 
 def edit(path: Path, old: str, new: str) -> None:

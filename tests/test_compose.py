@@ -381,14 +381,17 @@ def test_example_issue_in_repo_is_untouched() -> None:
     assert (EXAMPLE_ISSUE / "issue.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_installed_wheel_finds_its_templates(tmp_path: Path, example_copy: Path) -> None:
-    """A regular (non-editable) install carries the templates and brand file."""
+    """A regular (non-editable) install carries the default templates and brand file.
+
+    The example home (tmp_path) overrides only brand.yaml; every template comes from the wheel.
+    """
     import shutil
 
     wheels, target, source = tmp_path / "wheels", tmp_path / "site", tmp_path / "source"
     # Build from a copy: setuptools writes build/ next to the sources.
-    for part in ("src", "templates"):
-        shutil.copytree(REPO / part, source / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__"))
     for part in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / part, source / part)
     build = subprocess.run(
@@ -413,7 +416,11 @@ def test_installed_wheel_finds_its_templates(tmp_path: Path, example_copy: Path)
     )
     assert run.returncode == 0, run.stderr
     where = subprocess.run(
-        [sys.executable, "-c", "import nieuwsbrief.render as r; print(r.default_templates_dir())"],
+        [
+            sys.executable,
+            "-c",
+            "import nieuwsbrief.templating as t; print(t.default_templates_dir())",
+        ],
         capture_output=True,
         text=True,
         env=env,

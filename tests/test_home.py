@@ -229,7 +229,7 @@ def test_init_new_compose_send_from_an_empty_folder(
     assert result.returncode == 0, result.stderr
     home = empty / "blad"
     assert sorted(p.name for p in home.iterdir()) == [
-        ".env.example", ".gitignore", "issues", "nieuwsbrief.toml",
+        ".env.example", ".gitignore", "issues", "nieuwsbrief.toml", "templates",
     ]  # fmt: skip
     assert (
         "state/" in (home / ".gitignore").read_text()

@@ -20,14 +20,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from browser import axe_violations, browser_fixture, email_page, horizontal_overflow
-from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, REPO, factory_maker
+from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, EXAMPLE_TEMPLATES, REPO, factory_maker
 from external_tools import caniemail_report, spam_report
 from nieuwsbrief.check import STYLE_SIZE_LIMIT, check_composed
 from nieuwsbrief.compose import Composed, compose_issue
 from nieuwsbrief.render import (
     MSO_MARKERS,
     PREHEADER_SPACER,
-    default_templates_dir,
     inline_css,
     mjml_to_html,
     render_mjml,
@@ -61,12 +60,16 @@ GENERIC_FONT_FAMILIES = {"sans-serif", "serif", "monospace"}
 @pytest.fixture(scope="module", params=sorted(ISSUES))
 def composed(request: pytest.FixtureRequest) -> Composed:
     issue_dir, agenda_path = ISSUES[request.param]
-    return compose_issue(issue_dir, factory_maker, agenda_path=agenda_path)
+    return compose_issue(
+        issue_dir, factory_maker, agenda_path=agenda_path, templates_dir=EXAMPLE_TEMPLATES
+    )
 
 
 @pytest.fixture(scope="module")
 def example() -> Composed:
-    return compose_issue(EXAMPLE_ISSUE, factory_maker, agenda_path=EXAMPLE_AGENDA)
+    return compose_issue(
+        EXAMPLE_ISSUE, factory_maker, agenda_path=EXAMPLE_AGENDA, templates_dir=EXAMPLE_TEMPLATES
+    )
 
 
 # --- the HTML's structure -----------------------------------------------------------------
@@ -207,9 +210,8 @@ def test_link_texts_say_where_they_go(composed: Composed) -> None:
 
 
 def test_outlook_comments_survive_inlining(composed: Composed) -> None:
-    templates_dir = default_templates_dir()
-    before = mjml_to_html(render_mjml(composed.issue, composed.brand), templates_dir)
-    after = inline_css(before, templates_dir)
+    before = mjml_to_html(render_mjml(composed.issue, composed.brand), None)
+    after = inline_css(before, None)
 
     assert {m: after.count(m) for m in MSO_MARKERS} == {m: before.count(m) for m in MSO_MARKERS}
     assert before.count("<!--[if mso | IE]") > 10

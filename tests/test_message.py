@@ -5,14 +5,13 @@ from __future__ import annotations
 import difflib
 import email
 import re
-import shutil
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TEST_SECRET
+from conftest import TEST_SECRET, house_style_copy
 from nieuwsbrief import render
 from nieuwsbrief.compose import compose_issue
 from nieuwsbrief.message import MessageError, make_factory
@@ -84,8 +83,7 @@ def test_personalising_does_not_render_again(
     example_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """10,000 recipients, a {voornaam|lezer} greeting and a merge field: one render."""
-    templates = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", templates, ignore=shutil.ignore_patterns("__*"))
+    templates = house_style_copy(tmp_path)
     brand = templates / "brand.yaml"
     brand.write_text(
         brand.read_text(encoding="utf-8").replace(

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from browser import browser_fixture
-from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, HOME_CONFIG
+from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, EXAMPLE_TEMPLATES, HOME_CONFIG, house_style_copy
 from nieuwsbrief.compose import encoded_html_size
 from nieuwsbrief.message import MessageFactory, make_factory
 from nieuwsbrief.model import Brand, RenderedIssue
 from nieuwsbrief.preview.server import SAMPLE, Inputs, PreviewState
-from nieuwsbrief.render import default_templates_dir, load_brand
+from nieuwsbrief.render import load_brand
+from nieuwsbrief.templating import default_templates_dir
 from nieuwsbrief.unsubscribe.tokens import make_token
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ def _copy_issue(workdir: Path) -> Path:
     issues = workdir / "issues"
     shutil.copytree(EXAMPLE_ISSUE, issues / "2012-05")
     shutil.copy(EXAMPLE_AGENDA, issues / "agenda.yaml")
+    house_style_copy(workdir)
     (workdir / "nieuwsbrief.toml").write_text(HOME_CONFIG, encoding="utf-8")
     return issues / "2012-05"
 
@@ -262,29 +264,32 @@ def _state(tmp_path: Path, **inputs: Path) -> PreviewState:
 
 
 def test_every_input_file_is_watched(tmp_path: Path) -> None:
+    """The issue, agenda, list, and the house style in force: the home's files and the defaults
+    they leave in place (a default the home overrides is never read, so it is not watched)."""
     subscribers = tmp_path / "abonnees.csv"
-    state = _state(tmp_path, subscribers_path=subscribers)
+    home_templates = house_style_copy(tmp_path)  # brand.yaml only
+    state = _state(tmp_path, subscribers_path=subscribers, templates_dir=home_templates)
     issue_dir = state.inputs.issue_dir
     (issue_dir / "out").mkdir()
     (issue_dir / "out" / "email.html").write_text("written by compose")
     watched = state.inputs.watched_files()
-    templates = default_templates_dir()
+    defaults = default_templates_dir()
     for path in (
         issue_dir / "issue.yaml",
         issue_dir / "02-bim.md",
         issue_dir.parent / "agenda.yaml",
-        templates / "brand.yaml",
-        templates / "email.mjml.j2",
-        templates / "email.txt.j2",
+        home_templates / "brand.yaml",
+        defaults / "email.mjml.j2",
+        defaults / "email.txt.j2",
         subscribers,
     ):
         assert path in watched
     assert issue_dir / "out" / "email.html" not in watched
+    assert defaults / "brand.yaml" not in watched
 
 
 def test_template_error_names_file_and_line_and_keeps_the_last_email(tmp_path: Path) -> None:
-    templates = tmp_path / "templates"
-    shutil.copytree(default_templates_dir(), templates, ignore=shutil.ignore_patterns("__py*"))
+    templates = house_style_copy(tmp_path, "email.mjml.j2")
     state = _state(tmp_path, templates_dir=templates)
     assert state.refresh() is None
     template = templates / "email.mjml.j2"
@@ -355,7 +360,7 @@ def test_desktop_and_phone_width(context: BrowserContext, served: Preview) -> No
 def test_dark_view_applies_the_emails_dark_styles(browser: Browser, served: Preview) -> None:
     from playwright.sync_api import expect
 
-    colours = load_brand(default_templates_dir()).colors
+    colours = load_brand(EXAMPLE_TEMPLATES).colors  # the served home's house style
     dark, light = rgb(colours["dark_background"]), rgb(colours["background"])
     for browser_scheme in ("light", "dark"):  # the view decides, whatever the browser prefers
         for context in _offline_context(browser, served, browser_scheme):

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import TEST_SECRET
+from conftest import TEST_SECRET, house_style_copy
 from nieuwsbrief.cli import _factory_maker, app
 from nieuwsbrief.config import load_settings
 from nieuwsbrief.home import find_home
@@ -382,12 +382,8 @@ def test_zero_configuration_delivers_into_the_local_outbox(
 def test_merge_fields_reach_the_template(
     example_copy: Path, tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shutil
 
-    from conftest import REPO
-
-    templates = tmp_path / "templates"
-    shutil.copytree(REPO / "templates", templates)
+    templates = house_style_copy(tmp_path, "email.mjml.j2")
     mjml = templates / "email.mjml.j2"
     mjml.write_text(
         mjml.read_text(encoding="utf-8").replace(

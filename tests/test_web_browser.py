@@ -30,7 +30,7 @@ WIDTHS = (320, 375, 768, 1024, 1280)
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import shutil
 
-    from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, HOME_CONFIG
+    from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, HOME_CONFIG, house_style_copy
     from nieuwsbrief.home import load_home
 
     root = tmp_path_factory.mktemp("home")
@@ -39,6 +39,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     issues.mkdir()
     shutil.copytree(EXAMPLE_ISSUE, issues / "2012-05", ignore=shutil.ignore_patterns("out"))
     shutil.copy(EXAMPLE_AGENDA, issues / "agenda.yaml")
+    house_style_copy(root)
     home = make_home(issues / "2012-05")
     publish(load_home(home), WEB_URL)
     return home / "site"

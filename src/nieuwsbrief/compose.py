@@ -15,7 +15,7 @@ from nieuwsbrief.content.issue import load_issue
 from nieuwsbrief.i18n import _
 from nieuwsbrief.message import MessageFactory
 from nieuwsbrief.model import Brand, Issue, RenderedIssue, Subscriber
-from nieuwsbrief.render import default_templates_dir, load_brand, render_issue
+from nieuwsbrief.render import load_brand, render_issue
 
 HTML_FILE = "email.html"
 TEXT_FILE = "email.txt"
@@ -79,7 +79,6 @@ def compose_issue(
 
     `web_url` (NIEUWSBRIEF_WEB_URL) adds the links to the web edition and its calendar files.
     """
-    templates_dir = templates_dir or default_templates_dir()
     issue = load_issue(issue_dir, agenda_path)
     brand = load_brand(templates_dir)
     rendered = render_issue(issue, brand, templates_dir, web_url)

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from html.parser import HTMLParser
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +45,12 @@ from nieuwsbrief.model import (
     SourceMap,
     merge_marker,
 )
+from nieuwsbrief.templating import BRAND_FILE, template_loader, template_path
 from nieuwsbrief.weblinks import IMAGE_DIR, event_ics, issue_url
 from nieuwsbrief.yamlfile import Node, parse_yaml
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
-BRAND_FILE = "brand.yaml"
 TEXT_WIDTH = 72
 # Invisible characters after the preheader keep clients from filling the inbox preview with
 # the first words of the body (zero-width non-joiner + combining grapheme joiner + nbsp).
@@ -60,17 +59,12 @@ PREHEADER_SPACER = "\u034f\u200c\u00a0" * 40
 _log_silenced = False
 
 
-def default_templates_dir() -> Path:
-    """Return the folder of the templates that ship with nieuwsbrief."""
-    return Path(str(resources.files("nieuwsbrief.templates")))
-
-
 # --- brand ------------------------------------------------------------------------------
 
 
-def load_brand(templates_dir: Path) -> Brand:
-    """Load brand.yaml from the templates folder."""
-    path = templates_dir / BRAND_FILE
+def load_brand(templates_dir: Path | None) -> Brand:
+    """Load brand.yaml: the home's templates folder's, else the default that ships."""
+    path = template_path(templates_dir, BRAND_FILE)
     root = parse_yaml(read_text(path), path)
     if not isinstance(root.value, dict):
         raise ContentError(path, _("must be 'key: value' lines (name, website, ...)"), root.line)
@@ -568,9 +562,9 @@ class _MergeFields:
     __getitem__ = __getattr__
 
 
-def _environment(templates_dir: Path) -> jinja2.Environment:
+def _environment(templates_dir: Path | None) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        loader=template_loader(templates_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=lambda name: name is None or not name.endswith(".txt.j2"),
         keep_trailing_newline=True,
@@ -591,17 +585,18 @@ def _template_position(exc: BaseException, default: str) -> tuple[str, int | Non
 
 
 def _render_template(
-    env: jinja2.Environment, templates_dir: Path, name: str, context: dict[str, Any]
+    env: jinja2.Environment, templates_dir: Path | None, name: str, context: dict[str, Any]
 ) -> str:
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as exc:
-        path = exc.filename or str(templates_dir / (exc.name or name))
+        path = exc.filename or str(template_path(templates_dir, exc.name or name))
         raise TemplateError(path, exc.message or _("syntax error"), exc.lineno) from None
     except jinja2.TemplateNotFound as exc:
-        raise TemplateError(templates_dir / str(exc.name), _("template not found")) from None
+        missing = template_path(templates_dir, str(exc.name))
+        raise TemplateError(missing, _("template not found")) from None
     except jinja2.UndefinedError as exc:
-        path, line = _template_position(exc, str(templates_dir / name))
+        path, line = _template_position(exc, str(template_path(templates_dir, name)))
         raise TemplateError(
             path, _("{reason}; check the name in the template").format(reason=exc.message), line
         ) from None
@@ -620,7 +615,7 @@ def _silence_css_logging() -> None:
     _log_silenced = True
 
 
-def mjml_to_html(mjml_source: str, templates_dir: Path) -> str:
+def mjml_to_html(mjml_source: str, templates_dir: Path | None) -> str:
     """Render MJML to HTML (mjml-python); CSS not yet inlined."""
     from mjml import mjml2html
 
@@ -629,7 +624,7 @@ def mjml_to_html(mjml_source: str, templates_dir: Path) -> str:
         return str(mjml2html(mjml_source, disable_comments=True, fonts={}))
     except ValueError as exc:
         raise TemplateError(
-            templates_dir / HTML_TEMPLATE,
+            template_path(templates_dir, HTML_TEMPLATE),
             _("MJML could not be rendered: {reason}").format(reason=exc),
         ) from None
 
@@ -638,7 +633,7 @@ def mjml_to_html(mjml_source: str, templates_dir: Path) -> str:
 MSO_MARKERS = ("<!--[if mso", "<!--[if mso | IE]", "<![endif]-->", "<!--[if !mso")
 
 
-def inline_css(html: str, templates_dir: Path) -> str:
+def inline_css(html: str, templates_dir: Path | None) -> str:
     """Inline the class-based CSS (premailer), keeping Outlook's conditional comments intact."""
     import premailer
 
@@ -664,7 +659,7 @@ def inline_css(html: str, templates_dir: Path) -> str:
         if result.count(marker) != html.count(marker):
             # Without its ghost tables Outlook renders the layout at full window width.
             raise TemplateError(
-                templates_dir / HTML_TEMPLATE,
+                template_path(templates_dir, HTML_TEMPLATE),
                 _(
                     "inlining the CSS changed the number of {marker} comments "
                     "({before} -> {after}); Outlook needs them all"
@@ -758,7 +753,6 @@ def render_mjml(
     issue: Issue, brand: Brand, templates_dir: Path | None = None, web_url: str | None = None
 ) -> str:
     """Fill the MJML template of an issue (the first of the three HTML steps)."""
-    templates_dir = templates_dir or default_templates_dir()
     env = _environment(templates_dir)
     return _render_template(env, templates_dir, HTML_TEMPLATE, _context(issue, brand, web_url))
 
@@ -770,8 +764,8 @@ def render_issue(
 
     With `web_url` (NIEUWSBRIEF_WEB_URL) the e-mail links to its web page and calendar files.
     """
-    templates_dir = templates_dir or default_templates_dir()
     env = _environment(templates_dir)
+    html_template = template_path(templates_dir, HTML_TEMPLATE)
     notes = SourceNotes()
     context = _context(issue, brand, web_url, notes=notes)
     mjml_source = _render_template(env, templates_dir, HTML_TEMPLATE, context)
@@ -797,10 +791,10 @@ def render_issue(
         source_map=SourceMap(
             tags=tags,
             values={
-                **_template_values(templates_dir / HTML_TEMPLATE),
+                **_template_values(html_template),
                 **{e.url: e.source for e in issue.all_events or issue.agenda if e.source},
                 **brand.sources,
             },
-            template=str(templates_dir / HTML_TEMPLATE),
+            template=str(html_template),
         ),
     )

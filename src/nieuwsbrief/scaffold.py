@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 from datetime import date
 from pathlib import Path
@@ -12,6 +14,7 @@ from nieuwsbrief.content.issue import load_agenda, upcoming
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.home import CONFIG_FILE, Home
 from nieuwsbrief.i18n import _
+from nieuwsbrief.templating import BRAND_FILE, template_path
 
 _CONFIG = """\
 # The newsletter home of {name}: nieuwsbrief finds this file by walking up from the folder
@@ -45,7 +48,7 @@ name = "{name}"
 # issues = "issues"
 # agenda = "issues/agenda.yaml"
 # state = "state"          # ledger, suppression list, signing secret, outbox: keep it safe
-# templates = "templates"  # a folder with brand.yaml and templates overrides the house style
+# templates = "templates"  # brand.yaml and any template there override the defaults
 # subscribers = "abonnees.csv"   # the list `send` uses without --subscribers
 """
 
@@ -96,6 +99,24 @@ Schrijf hier het artikel in Markdown: **vet**, *cursief*, lijsten en [links](htt
 """
 
 
+_BRAND_HEADER = """\
+# The house style of {name}: who sends the newsletter, colours, logo, footer.
+# Edit every value; the e-mail, the web edition and the unsubscribe pages take them from here.
+# Any template of nieuwsbrief can be overridden too: put a file of that name next to this one.
+"""
+
+
+def starter_brand(name: str) -> str:
+    """Return the brand.yaml a new home starts with: the default one, with the home's name."""
+    text = template_path(None, BRAND_FILE).read_text(encoding="utf-8")
+    lines = text.split("\n")
+    while lines and lines[0].startswith("#"):  # the default's own header comment
+        lines.pop(0)
+    quoted = json.dumps(name, ensure_ascii=False)  # a YAML double-quoted string
+    body = re.sub(r'^(name|  alt): "[^"\n]*"$', rf"\1: {quoted}", "\n".join(lines), flags=re.M)
+    return _BRAND_HEADER.format(name=name) + body
+
+
 def init_home(target: Path, name: str = "") -> list[Path]:
     """Make a new newsletter home in `target`; refuse when one is already there."""
     target = target.resolve()
@@ -116,6 +137,7 @@ def init_home(target: Path, name: str = "") -> list[Path]:
         target / "issues" / "agenda.yaml": _AGENDA.format(
             event_id=f"seminar-voorbeeld-{event_date:%Y-%m}", event_date=event_date.isoformat()
         ),
+        target / "templates" / BRAND_FILE: starter_brand(name),
         target / ".env.example": _ENV_EXAMPLE,
         target / ".gitignore": _GITIGNORE,
     }

@@ -17,8 +17,6 @@ request; nothing personal (no greeting by name, no unsubscribe token).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import re
@@ -46,11 +44,11 @@ from nieuwsbrief.render import (
     _environment,
     _event_view,
     _render_template,
-    default_templates_dir,
     dutch_date,
     load_brand,
     time_label,
 )
+from nieuwsbrief.templating import style_source
 from nieuwsbrief.weblinks import (
     AGENDA_PAGE,
     ATOM_FEED,
@@ -133,7 +131,7 @@ def issue_folders(home: Home) -> list[Path]:
 
 def build_site(home: Home, web_url: str) -> tuple[dict[str, bytes], int, int, int]:
     """Build every file of the site in memory: {path: bytes}, issues, events, images."""
-    templates_dir = home.templates_dir or default_templates_dir()
+    templates_dir = home.templates_dir  # None: the house style that ships with nieuwsbrief
     brand = load_brand(templates_dir)
     env = _environment(templates_dir)
     folders = issue_folders(home)
@@ -223,7 +221,6 @@ def build_site(home: Home, web_url: str) -> tuple[dict[str, bytes], int, int, in
 
 
 def _common(brand: Brand, web_url: str, style: str) -> dict[str, Any]:
-    digest = base64.b64encode(hashlib.sha256(style.encode("utf-8")).digest()).decode("ascii")
     website_label = re.sub(r"^https?://", "", brand.website).rstrip("/")
     return {
         "brand": {
@@ -235,14 +232,14 @@ def _common(brand: Brand, web_url: str, style: str) -> dict[str, Any]:
         # remote images the articles name); the one style sheet is the inline one.
         "csp": Markup(
             "default-src 'none'; img-src 'self' https:; "
-            f"style-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+            f"style-src {style_source(style)}; base-uri 'none'; form-action 'none'"
         ),
         "web_url": web_url,
         "feed_title": f"Nieuwsbrief {brand.name}",
     }
 
 
-def _page(env: Any, templates_dir: Path, name: str, context: dict[str, Any]) -> bytes:
+def _page(env: Any, templates_dir: Path | None, name: str, context: dict[str, Any]) -> bytes:
     html = _render_template(env, templates_dir, name, context)
     # A page is for nobody in particular: an article's {{ subscriber.<column> }} shows nothing.
     html = MERGE_MARKER_RE.sub("", html)

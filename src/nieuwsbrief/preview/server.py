@@ -57,8 +57,8 @@ from nieuwsbrief.errors import ContentError, NieuwsbriefError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.message import MessageFactory
 from nieuwsbrief.model import Subscriber
-from nieuwsbrief.render import default_templates_dir
 from nieuwsbrief.subscribers import load_subscribers
+from nieuwsbrief.templating import template_files
 
 # The page files ship inside the package (package data), next to this module.
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
@@ -122,11 +122,10 @@ class Inputs:
 
     def watched_files(self) -> list[Path]:
         """Return every file a render reads: issue folder, agenda, templates, subscriber list."""
-        templates_dir = self.templates_dir or default_templates_dir()
         files = [
             *_files_under(self.issue_dir, skip_top=("out",)),  # compose writes into out/
             self.agenda_path or default_agenda_path(self.issue_dir),
-            *_files_under(templates_dir, skip_top=("__pycache__",)),
+            *template_files(self.templates_dir).values(),  # the home's and the defaults
         ]
         if self.subscribers_path is not None:
             files.append(self.subscribers_path)

@@ -29,13 +29,13 @@ from nieuwsbrief.home import Home
 from nieuwsbrief.i18n import _, ngettext
 from nieuwsbrief.message import MessageFactory
 from nieuwsbrief.model import Issue, Subscriber
-from nieuwsbrief.render import default_templates_dir
 from nieuwsbrief.sending import ledger as ledger_mod
 from nieuwsbrief.sending.delivery import Job, Result, deliver
 from nieuwsbrief.sending.lock import IssueLock
 from nieuwsbrief.sending.smtp import SmtpParams, SmtpTransport
 from nieuwsbrief.sending.transport import MaildirOutbox, Outcome, Transport
 from nieuwsbrief.subscribers import SubscriberList, load_subscribers
+from nieuwsbrief.templating import template_files
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
 from nieuwsbrief.unsubscribe.tokens import make_verp_token, recipient_id, verp_address
 
@@ -96,8 +96,12 @@ def issue_key(home: Home, issue: Issue) -> ledger_mod.IssueKey:
     )
 
 
-def issue_parts(issue: Issue, templates_dir: Path) -> dict[str, str]:
-    """Return a hash per part of an issue, so a changed issue can say what changed."""
+def issue_parts(issue: Issue, templates_dir: Path | None) -> dict[str, str]:
+    """Return a hash per part of an issue, so a changed issue can say what changed.
+
+    'layout' covers the house style in force: the home's templates and the package defaults
+    they leave in place, so an upgrade of nieuwsbrief that changes a template counts too.
+    """
 
     def digest(*values: object) -> str:
         return hashlib.sha256(repr(values).encode("utf-8")).hexdigest()[:16]
@@ -112,9 +116,8 @@ def issue_parts(issue: Issue, templates_dir: Path) -> dict[str, str]:
     for article in issue.articles:
         parts[f"article:{article.path.name}"] = digest(article.title, article.body, article.event)
     layout = hashlib.sha256()
-    for path in sorted(templates_dir.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            layout.update(path.name.encode() + b"\0" + path.read_bytes())
+    for name, path in template_files(templates_dir).items():
+        layout.update(name.encode() + b"\0" + path.read_bytes())
     parts["layout"] = layout.hexdigest()[:16]
     return parts
 
@@ -444,7 +447,7 @@ def send_issue(
                 plan.subject,
                 force=request.force,
                 path=key.path,
-                parts=issue_parts(composed.issue, _templates_dir(home)),
+                parts=issue_parts(composed.issue, home.templates_dir),
                 planned=len(plan.recipients) + plan.already_sent,
                 command=request.command,
             )
@@ -475,10 +478,6 @@ def _home_of(settings: Settings) -> Home:
     if settings.home is None:
         raise NieuwsbriefError(_("no newsletter home: run inside one, or `nieuwsbrief init` one"))
     return settings.home
-
-
-def _templates_dir(home: Home) -> Path:
-    return home.templates_dir or default_templates_dir()
 
 
 def _compose_checked(

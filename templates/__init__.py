@@ -1,1 +1,0 @@
-"""The email templates and brand file of nieuwsbrief (package data, edited as plain files)."""
