@@ -1,8 +1,8 @@
 """The house style: defaults inside the package, a home's templates/ overriding them file by file.
 
 Every path that reads templates goes through the same loader: compose (and so check and send),
-the preview, the web edition and the ledger's
-hash of the house style.
+the preview, the web edition, the unsubscribe pages (tests/test_unsubscribe_app.py) and the
+ledger's hash of the house style.
 """
 
 from __future__ import annotations
@@ -87,6 +87,7 @@ def test_the_defaults_ship_inside_the_package() -> None:
     assert defaults == REPO / "src" / "nieuwsbrief" / "templates"
     names = set(template_files(None))
     assert {"brand.yaml", "email.mjml.j2", "email.txt.j2", "web.css"} <= names
+    assert {"unsubscribe_confirm.html.j2", "unsubscribe_done.html.j2"} <= names
     assert not (defaults / "__init__.py").exists()
     # This repository's templates/ is the house style of the example home: only what differs.
     assert sorted(p.name for p in (REPO / "templates").iterdir()) == ["brand.yaml"]

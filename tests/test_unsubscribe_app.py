@@ -5,20 +5,25 @@ from __future__ import annotations
 import http.client
 import io
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from wsgiref.types import WSGIApplication
 from wsgiref.util import setup_testing_defaults
 
 import pytest
 
-from nieuwsbrief.errors import NieuwsbriefError
+from conftest import EXAMPLE_TEMPLATES
+from nieuwsbrief.errors import NieuwsbriefError, TemplateError
 from nieuwsbrief.unsubscribe.endpoint import UnsubscribeServer, make_app, mask_address
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
 from nieuwsbrief.unsubscribe.tokens import make_token, recipient_id
 
 SECRET = "test-secret-0123456789abcdef"
+LOGO = "https://www.bureau-kennis.net/img/logo-bureau-kennis.png"
 URL = "https://www.bureau-kennis.net/afmelden/{token}"
 ADDRESS = "jan.jansen@gemeente.nl"
 ONE_CLICK = b"List-Unsubscribe=One-Click"
@@ -54,13 +59,13 @@ class Server:
             conn.close()
 
 
-@pytest.fixture
-def server(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Server]:
-    caplog.set_level(logging.INFO, logger="nieuwsbrief.unsubscribe")
-    db_path = tmp_path / "suppression.sqlite"
+@contextmanager
+def running(db_path: Path, templates_dir: Path | None) -> Iterator[Server]:
+    """The endpoint of a home whose house style is `templates_dir`, served by waitress."""
     db = SuppressionList(db_path)
     db.register([(recipient_id(SECRET, ADDRESS), ADDRESS)])
-    httpd = UnsubscribeServer(make_app(SECRET, db_path, URL), "127.0.0.1", 0)
+    app = make_app(SECRET, db_path, URL, templates_dir=templates_dir)
+    httpd = UnsubscribeServer(app, "127.0.0.1", 0)
     thread = threading.Thread(target=httpd.serve, daemon=True)
     thread.start()
     try:
@@ -68,6 +73,38 @@ def server(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Server]
     finally:
         httpd.stop()
         thread.join(5)
+
+
+@pytest.fixture
+def server(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[Server]:
+    """The endpoint of the test home (Bureau | Kennis)."""
+    caplog.set_level(logging.INFO, logger="nieuwsbrief.unsubscribe")
+    with running(tmp_path / "suppression.sqlite", EXAMPLE_TEMPLATES) as server:
+        yield server
+
+
+def wsgi_call(
+    app: WSGIApplication, path: str, *, wsgi_input: bytes = b"", **environ_values: str
+) -> tuple[str, bytes]:
+    """POST a form to `app` directly, as another WSGI server would; return status and body."""
+    environ: dict[str, object] = {
+        "PATH_INFO": path,
+        "REQUEST_METHOD": "POST",
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "wsgi.input": io.BytesIO(wsgi_input),
+        **environ_values,
+    }
+    setup_testing_defaults(environ)
+    statuses: list[str] = []
+
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], object]:
+        statuses.append(status)
+        return lambda data: None
+
+    body = b"".join(app(environ, start_response))
+    return statuses[0], body
 
 
 def token() -> str:
@@ -127,7 +164,9 @@ def test_get_shows_confirm_page_and_does_not_unsubscribe(server: Server) -> None
     assert "Bureau | Kennis" in resp.text
     assert "j***@gemeente.nl" in resp.text
     assert ADDRESS not in resp.text
-    assert "http://" not in resp.text and "https://" not in resp.text  # no external resources
+    # Nothing from elsewhere but the brand's logo, which the CSP allows by its exact URL.
+    assert re.findall(r"https?://[^\s\"'<>]+", resp.text) == [LOGO]
+    assert f"img-src {LOGO};" in resp.headers["Content-Security-Policy"]
     assert not server.db.is_suppressed(ADDRESS)
     head = server.request("HEAD", f"/afmelden/{token()}")
     assert head.status == 200
@@ -254,24 +293,7 @@ def test_app_under_a_path_with_suffix(tmp_path: Path) -> None:
     app = make_app(SECRET, db_path, "https://x.nl/nb/{token}/uit")
 
     def call(path: str) -> str:
-        environ: dict[str, object] = {
-            "PATH_INFO": path,
-            "REQUEST_METHOD": "POST",
-            "CONTENT_TYPE": "application/x-www-form-urlencoded",
-            "CONTENT_LENGTH": "26",
-            "wsgi.input": io.BytesIO(ONE_CLICK),
-        }
-        setup_testing_defaults(environ)
-        statuses: list[str] = []
-
-        def start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: object = None
-        ) -> Callable[[bytes], object]:
-            statuses.append(status)
-            return lambda data: None
-
-        b"".join(app(environ, start_response))
-        return statuses[0]
+        return wsgi_call(app, path, CONTENT_LENGTH="26", wsgi_input=ONE_CLICK)[0]
 
     assert call(f"/nb/{token()}") == "404 Not Found"
     assert call(f"/nb/{token()}/uit") == "200 OK"
@@ -297,3 +319,100 @@ def test_broken_database_gives_503(server: Server) -> None:
     assert resp.status == 503
     assert resp.headers["Retry-After"] == "120"
     assert "opnieuw" in resp.text
+
+
+def _every_page(server: Server) -> dict[str, Response]:
+    """Request every page the endpoint has: confirm, done, already, and each error."""
+    stranger = make_token(SECRET, "onbekend@gemeente.nl")
+    pages = {
+        "confirm": server.request("GET", f"/afmelden/{token()}"),
+        "invalid": server.request("GET", "/afmelden/1AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        "unknown": server.request("GET", f"/afmelden/{stranger}"),
+        "incomplete": server.request("POST", f"/afmelden/{token()}", b"x=1", FORM),
+        "not_found": server.request("GET", "/anders"),
+        "method": server.request("PUT", f"/afmelden/{token()}"),
+        "done": server.request("POST", f"/afmelden/{token()}", b"bevestig=1", FORM),
+        "already": server.request("GET", f"/afmelden/{token()}"),
+    }
+    server.db.path.unlink()
+    server.db.path.write_text("dit is geen database " * 100)
+    pages["unavailable"] = server.request("POST", f"/afmelden/{token()}", ONE_CLICK, FORM)
+    return pages
+
+
+def test_pages_carry_the_brand_of_the_home(tmp_path: Path) -> None:
+    """A home with another brand.yaml gets its name, address, colours and logo on every page,
+    and no trace of Bureau | Kennis; a home without one gets the neutral default."""
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    brand = (EXAMPLE_TEMPLATES / "brand.yaml").read_text(encoding="utf-8")
+    for old, new in (
+        ("Bureau | Kennis, Postbus 2012, 3800 CA Amersfoort", "Stadhuisplein 1, 9999 ZZ Ergens"),
+        ("Bureau | Kennis", "Gemeente <Ergens> & Co"),
+        ("logo-bureau-kennis", "logo-ergens"),
+        ("bureau-kennis.net", "ergens.example"),
+        ("#1f4e79", "#0b5d1e"),
+    ):
+        brand = brand.replace(old, new)
+    (templates / "brand.yaml").write_text(brand, encoding="utf-8")
+
+    with running(tmp_path / "a.sqlite", templates) as server:
+        pages = _every_page(server)
+    assert {name: r.status for name, r in pages.items()} == {
+        "confirm": 200, "invalid": 400, "unknown": 404, "incomplete": 400, "not_found": 404,
+        "method": 405, "done": 200, "already": 200, "unavailable": 503,
+    }  # fmt: skip
+    for name, resp in pages.items():
+        assert_safe_headers(resp)
+        assert "Bureau" not in resp.text and "bureau-kennis" not in resp.text, name
+        assert "Kennis" not in resp.text, name
+        assert "<title>" in resp.text and "– Gemeente &lt;Ergens&gt; &amp; Co</title>" in resp.text
+        assert "Stadhuisplein 1, 9999 ZZ Ergens" in resp.text, name
+        assert "#0b5d1e" in resp.text, name
+        assert 'src="https://www.ergens.example/img/logo-' in resp.text, name
+    assert "de nieuwsbrief van Gemeente &lt;Ergens&gt; &amp; Co" in pages["confirm"].text
+    assert "j***@gemeente.nl" in pages["done"].text and "j***@gemeente.nl" in pages["already"].text
+    assert "info@ergens.example" in pages["unknown"].text
+    # waitress refuses an over-long body itself; another WSGI server hands it to the app.
+    app = make_app(SECRET, tmp_path / "c.sqlite", URL, templates_dir=templates)
+    status, body = wsgi_call(app, f"/afmelden/{token()}", CONTENT_LENGTH="70000")
+    assert status == "413 Content Too Large"
+    assert b"Verzoek te groot" in body and b"Gemeente &lt;Ergens&gt;" in body
+
+    with running(tmp_path / "b.sqlite", None) as server:
+        default = server.request("GET", f"/afmelden/{token()}")
+    assert default.status == 200
+    assert "de nieuwsbrief van Nieuwsbrief" in default.text
+    assert "Bureau" not in default.text
+
+
+def test_a_home_can_override_one_page(tmp_path: Path) -> None:
+    """A home's unsubscribe_done.html.j2 replaces the default; the other pages stay."""
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "unsubscribe_done.html.j2").write_text(
+        '{% extends "_unsubscribe_base.html.j2" %}{% set contact = false %}'
+        "{% block title %}Tot ziens{% endblock %}"
+        "{% block main %}<p>Dag {{ address }} <script></p>{% endblock %}",
+        encoding="utf-8",
+    )
+    with running(tmp_path / "s.sqlite", templates) as server:
+        done = server.request("POST", f"/afmelden/{token()}", ONE_CLICK, FORM)
+        again = server.request("GET", f"/afmelden/{token()}")
+    assert "<h1>Tot ziens</h1>" in done.text and "Dag j***@gemeente.nl" in done.text
+    assert "U bent al afgemeld" in again.text
+
+
+def test_a_broken_page_template_stops_the_start_at_its_line(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    page = templates / "unsubscribe_confirm.html.j2"
+    page.write_text(
+        '{% extends "_unsubscribe_base.html.j2" %}\n'
+        "{% block main %}\n{{ adress }}\n{% endblock %}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(TemplateError) as raised:
+        make_app(SECRET, tmp_path / "s.sqlite", URL, templates_dir=templates)
+    assert str(raised.value).startswith(f"{page}:3: ")
+    assert "adress" in str(raised.value)

@@ -1,6 +1,6 @@
 """Where the house style comes from: the home's templates/ over the defaults in the package.
 
-The defaults (the e-mail, the web edition and a neutral brand.yaml) ship
+The defaults (the e-mail, the web edition, the unsubscribe pages and a neutral brand.yaml) ship
 inside the installed package, in `nieuwsbrief/templates/`, found with importlib.resources. A
 home's own templates folder (`templates/`, or the `templates` key of nieuwsbrief.toml)
 overrides them file by file: a file there with the name of a default wins, every other file

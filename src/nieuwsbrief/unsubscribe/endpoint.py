@@ -4,15 +4,16 @@
     GET  <prefix>TOKEN                                   -> a Dutch page with one confirm button
     POST <prefix>TOKEN  body bevestig=1 (that button)    -> suppressed, Dutch confirmation page
 
-GET never unsubscribes: link scanners and previews follow GET links. Pages carry no cookies, no
-tracking and no external resources, and never show a full address. The server log holds the
+GET never unsubscribes: link scanners and previews follow GET links. The pages are the house
+style's `unsubscribe_*.html.j2` (the home's over the defaults) with the home's brand, rendered
+once when the app is made; a request only fills in the masked address. They carry no cookies,
+no tracking and nothing from elsewhere but the brand's logo (allowed by its exact URL in the
+CSP, fetched without a referrer), and never show a full address. The server log holds the
 method, the first path segment and the status only: no token, no address, no client IP.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import re
 import resource
@@ -29,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-import jinja2
+from markupsafe import Markup, escape
 from waitress import wasyncore
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
@@ -37,56 +38,35 @@ from waitress.server import TcpWSGIServer
 
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.i18n import _
+from nieuwsbrief.templating import style_source
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
 from nieuwsbrief.unsubscribe.tokens import recipient_id, require_token_placeholder, verify_token
 
 log = logging.getLogger("nieuwsbrief.unsubscribe")
 
 MAX_BODY_BYTES = 64 * 1024
-LIST_NAME = "de nieuwsbrief van Bureau | Kennis"
-CONTACT = "info@bureau-kennis.net"
 
-_STYLE = (
-    "body{font-family:Arial,Helvetica,sans-serif;max-width:36rem;margin:3rem auto;"
-    "padding:0 1rem;line-height:1.5;color:#1a1a1a;background:#fff}"
-    "h1{font-size:1.6rem}"
-    "button{font-size:1.1rem;padding:.6rem 1.2rem;border:2px solid #1a1a1a;border-radius:4px;"
-    "background:#1a1a1a;color:#fff;cursor:pointer}"
-    "button:focus{outline:3px solid #e07000;outline-offset:2px}"
+# The pages (templates unsubscribe_*.html.j2 and unsubscribe.css, the home's over the
+# defaults) and what each is for; `problem` picks the text of unsubscribe_error.html.j2.
+CONFIRM_PAGE = "unsubscribe_confirm.html.j2"
+DONE_PAGE = "unsubscribe_done.html.j2"
+ALREADY_PAGE = "unsubscribe_already.html.j2"
+ERROR_PAGE = "unsubscribe_error.html.j2"
+STYLE_FILE = "unsubscribe.css"
+PROBLEMS = {
+    "invalid": 400,  # the token does not verify
+    "unknown": 404,  # a valid token of a recipient this home does not know
+    "incomplete": 400,  # a POST with neither the one-click field nor the button's
+    "not_found": 404,  # a path outside the endpoint
+    "method": 405,
+    "too_large": 413,
+    "unavailable": 503,  # the suppression list is locked or broken
+}
+# Where a page shows the reader's masked address; replaced per request, escaped.
+_ADDRESS_MARK = "\x00address\x00"
+_SAFE_IMAGE_URL_RE = re.compile(
+    r"https://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~%!$&()*+=:@/-]*)?"
 )
-_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode("utf-8")).digest()).decode("ascii")
-_CSP = (
-    f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
-
-_PAGE = """<!DOCTYPE html>
-<html lang="nl">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex, nofollow">
-<title>{{ title }} – Bureau | Kennis</title>
-<style>{{ style }}</style>
-</head>
-<body>
-<main>
-<h1>{{ title }}</h1>
-{% for paragraph in paragraphs %}<p>{{ paragraph }}</p>
-{% endfor %}{% if confirm %}<form method="post">
-<input type="hidden" name="bevestig" value="1">
-<button type="submit">Ja, meld mij af</button>
-</form>
-<p>Wilt u de nieuwsbrief blijven ontvangen? Dan hoeft u niets te doen.</p>
-{% endif %}{% if contact %}<p>Vragen? Mail naar
-<a href="mailto:{{ contact }}">{{ contact }}</a>.</p>
-{% endif %}</main>
-</body>
-</html>
-"""
-
-_env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-_page_template = _env.from_string(_PAGE)
 
 _STATUS = {
     200: "200 OK",
@@ -148,80 +128,83 @@ def _multipart_fields(content_type: str, body: bytes) -> dict[str, str]:
         return {}
 
 
+@dataclass(frozen=True)
 class _Page:
-    """One response: status, paragraphs of Dutch text, and whether to show the button."""
+    """One rendered page: its status and body, the masked address still to fill in."""
 
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        paragraphs: Iterable[str],
-        *,
-        confirm: bool = False,
-        contact: str = "",
-    ) -> None:
-        self.status = status
-        html = _page_template.render(
-            title=title,
-            paragraphs=list(paragraphs),
-            confirm=confirm,
-            contact=contact,
-            style=_STYLE,
+    status: int
+    body: bytes
+
+    def filled(self, address: str = "") -> bytes:
+        """Return the body with `address` (masked, HTML-escaped) where the page shows it."""
+        if not address:
+            return self.body
+        masked = str(escape(mask_address(address))).encode("utf-8")
+        return self.body.replace(_ADDRESS_MARK.encode("utf-8"), masked)
+
+
+@dataclass(frozen=True)
+class Pages:
+    """Every page of the endpoint, rendered once from the house style with the brand."""
+
+    confirm: _Page
+    done: _Page
+    already: _Page
+    problems: dict[str, _Page]
+    csp: str
+
+    @classmethod
+    def render(cls, templates_dir: Path | None = None) -> Pages:
+        """Render the pages of the home whose templates folder is `templates_dir` (None: the
+        defaults); a template error names its file and line (exit 2), before any request."""
+        from nieuwsbrief.render import _environment, _render_template, load_brand
+
+        brand = load_brand(templates_dir)
+        env = _environment(templates_dir)
+        style = _render_template(env, templates_dir, STYLE_FILE, {"c": brand.colors}).strip()
+        # The logo is the one resource from elsewhere (the brand's site, without a referrer);
+        # a URL a CSP source cannot name exactly is left out and the name shown instead.
+        logo = _SAFE_IMAGE_URL_RE.fullmatch(brand.logo_url) is not None
+        context = {
+            "brand": brand,
+            "logo": logo,
+            "style": Markup(style),  # the house style's own file, not content
+            "address": _ADDRESS_MARK,
+        }
+
+        def page(status: int, name: str, **values: str) -> _Page:
+            html = _render_template(env, templates_dir, name, {**context, **values})
+            return _Page(status, html.encode("utf-8"))
+
+        image = f"img-src {brand.logo_url}; " if logo else ""
+        return cls(
+            confirm=page(200, CONFIRM_PAGE),
+            done=page(200, DONE_PAGE),
+            already=page(200, ALREADY_PAGE),
+            problems={p: page(s, ERROR_PAGE, problem=p) for p, s in PROBLEMS.items()},
+            csp=(
+                f"default-src 'none'; {image}style-src {style_source(style)}; "
+                "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+            ),
         )
-        self.body = html.encode("utf-8")
 
 
 def make_app(
-    secret: str,
-    db_path: Path,
-    url_template: str,
-    *,
-    list_name: str = LIST_NAME,
-    contact: str = CONTACT,
+    secret: str, db_path: Path, url_template: str, *, templates_dir: Path | None = None
 ) -> WSGIApplication:
-    """Return the WSGI application that handles unsubscribe links built from `url_template`."""
+    """Return the WSGI application that handles unsubscribe links built from `url_template`.
+
+    Its pages come from the house style of `templates_dir` (the home's templates folder; None:
+    the defaults that ship), rendered here, once, with the brand of its brand.yaml.
+    """
     prefix, suffix = _route(url_template)
     suppression = SuppressionList(db_path)
     recipient_id(secret, "")  # refuse a short secret now, not on the first request
+    pages = Pages.render(templates_dir)
+    problem = pages.problems
 
-    def invalid() -> _Page:
-        return _Page(
-            400,
-            "Ongeldige afmeldlink",
-            [
-                "Deze afmeldlink is niet geldig of niet compleet. Er is niets gewijzigd.",
-                "Gebruik de afmeldlink onderaan de nieuwsbrief, of beantwoord de nieuwsbrief "
-                "met het woord ‘afmelden’.",
-            ],
-            contact=contact,
-        )
-
-    def unknown() -> _Page:
-        return _Page(
-            404,
-            "Afmeldlink niet gevonden",
-            [
-                "We kunnen niet vinden bij welk e-mailadres deze afmeldlink hoort. "
-                "Er is niets gewijzigd.",
-                "Beantwoord de nieuwsbrief met het woord ‘afmelden’, of mail naar "
-                f"{contact}; dan melden wij u af.",
-            ],
-            contact=contact,
-        )
-
-    def done(address: str) -> _Page:
-        return _Page(
-            200,
-            "U bent afgemeld",
-            [
-                f"U bent afgemeld voor {list_name}. "
-                f"Wij sturen hem niet meer naar {mask_address(address)}.",
-                "Afgemeld per ongeluk? Laat het ons weten, dan zetten wij u terug op de lijst.",
-            ],
-            contact=contact,
-        )
-
-    def handle(environ: WSGIEnvironment) -> tuple[_Page, list[tuple[str, str]]]:
+    def handle(environ: WSGIEnvironment) -> tuple[_Page, str, list[tuple[str, str]]]:
+        """Return the page, the address it shows (or ''), and extra headers."""
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         token = path[len(prefix) : len(path) - len(suffix)] if suffix else path[len(prefix) :]
         if (
@@ -230,12 +213,10 @@ def make_app(
             or len(path) < len(prefix) + len(suffix)
             or "/" in token
         ):
-            page = _Page(404, "Pagina niet gevonden", ["Deze pagina bestaat niet."])
-            return page, []
+            return problem["not_found"], "", []
         method = environ.get("REQUEST_METHOD", "GET").upper()
         if method not in ("GET", "HEAD", "POST"):
-            page = _Page(405, "Niet toegestaan", ["Deze manier van opvragen wordt niet gebruikt."])
-            return page, [("Allow", _ALLOW)]
+            return problem["method"], "", [("Allow", _ALLOW)]
 
         fields: dict[str, str] = {}
         if method == "POST":
@@ -244,14 +225,13 @@ def make_app(
             except ValueError:
                 length = -1
             if length < 0 or length > MAX_BODY_BYTES:
-                page = _Page(413, "Verzoek te groot", ["Dit verzoek is te groot of onjuist."])
-                return page, []
+                return problem["too_large"], "", []
             body = environ["wsgi.input"].read(length) if length else b""
             fields = _form_fields(environ, body)
 
         rid = verify_token(secret, token)
         if rid is None:
-            return invalid(), []
+            return problem["invalid"], "", []
 
         if method == "POST":
             if fields.get("List-Unsubscribe") == "One-Click":
@@ -259,72 +239,36 @@ def make_app(
             elif "bevestig" in fields:
                 source = "web"
             else:
-                page = _Page(
-                    400,
-                    "Onvolledig verzoek",
-                    [
-                        "Dit afmeldverzoek is niet compleet. Er is niets gewijzigd.",
-                        "Open de afmeldlink uit de nieuwsbrief opnieuw en klik op de knop.",
-                    ],
-                    contact=contact,
-                )
-                return page, []
+                return problem["incomplete"], "", []
             address = suppression.add_by_id(rid, source)
             if address is None:
-                return unknown(), []
+                return problem["unknown"], "", []
             log.info("afgemeld via %s", source)
-            return done(address), []
+            return pages.done, address, []
 
         address = suppression.address_for(rid)
         if address is None:
-            return unknown(), []
+            return problem["unknown"], "", []
         if suppression.is_suppressed(address):
-            page = _Page(
-                200,
-                "U bent al afgemeld",
-                [
-                    f"{mask_address(address)} is al afgemeld voor {list_name}. "
-                    "U hoeft niets meer te doen."
-                ],
-                contact=contact,
-            )
-            return page, []
-        page = _Page(
-            200,
-            "Afmelden voor de nieuwsbrief",
-            [
-                f"Wilt u {list_name} niet meer ontvangen op {mask_address(address)}?",
-                "Klik dan op de knop hieronder. U bent daarna meteen afgemeld.",
-            ],
-            confirm=True,
-            contact=contact,
-        )
-        return page, []
+            return pages.already, address, []
+        return pages.confirm, address, []
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            page, extra = handle(environ)
+            page, address, extra = handle(environ)
         except NieuwsbriefError as exc:
             # The suppression list is locked or broken: ask the client to retry (RFC 8058
             # senders and people alike), and keep the reason in the log. The message names the
             # database file only, never the request.
             log.error("unsubscribe request failed: %s", exc)
-            page = _Page(
-                503,
-                "Tijdelijk niet beschikbaar",
-                [
-                    "Uw afmelding kon nu niet worden verwerkt. Probeer het over enkele minuten "
-                    "opnieuw, of beantwoord de nieuwsbrief met het woord ‘afmelden’."
-                ],
-                contact=contact,
-            )
-            extra = [("Retry-After", "120")]
+            page, address, extra = problem["unavailable"], "", [("Retry-After", "120")]
+        body = page.filled(address)
         headers = [
             ("Content-Type", "text/html; charset=utf-8"),
-            ("Content-Length", str(len(page.body))),
+            ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"),
             ("Referrer-Policy", "no-referrer"),
-            ("Content-Security-Policy", _CSP),
+            ("Content-Security-Policy", pages.csp),
             ("X-Content-Type-Options", "nosniff"),
             ("X-Frame-Options", "DENY"),
             *extra,
@@ -332,7 +276,7 @@ def make_app(
         start_response(_STATUS[page.status], headers)
         if environ.get("REQUEST_METHOD", "").upper() == "HEAD":
             return [b""]
-        return [page.body]
+        return [body]
 
     return app
 

@@ -152,7 +152,13 @@ def run_server(
             ).format(example="https://www.bureau-kennis.net/afmelden/{token}")
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    app = make_app(settings.secret, settings.suppression_path, settings.unsubscribe_url)
+    templates_dir = settings.home.templates_dir if settings.home is not None else None
+    app = make_app(
+        settings.secret,
+        settings.suppression_path,
+        settings.unsubscribe_url,
+        templates_dir=templates_dir,
+    )
 
     def listening(url: str, limits: ServerLimits) -> None:
         announce(
