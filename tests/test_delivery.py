@@ -13,8 +13,9 @@ import pytest
 from hostile_smtp import HostileSmtpServer, Script
 from nieuwsbrief.errors import ContentError, DeliveryError
 from nieuwsbrief.sending.delivery import Job, Result, deliver
+from nieuwsbrief.sending.outbox import MaildirOutbox
 from nieuwsbrief.sending.smtp import SmtpParams, SmtpTransport
-from nieuwsbrief.sending.transport import ConnectionLost, MaildirOutbox, Outcome, Reply
+from nieuwsbrief.sending.transport import ConnectionLost, Outcome, Reply
 from smtp_server import Fault, SmtpServer
 
 SENDER = "nieuwsbrief@bureau-kennis.nl"

@@ -25,7 +25,7 @@ from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, EXAMPLE_TEMPLATES, HOME_CONF
 from nieuwsbrief.compose import encoded_html_size
 from nieuwsbrief.message import MessageFactory, make_factory
 from nieuwsbrief.model import Brand, RenderedIssue
-from nieuwsbrief.preview.server import SAMPLE, Inputs, PreviewState
+from nieuwsbrief.preview.state import SAMPLE, Inputs, PreviewState
 from nieuwsbrief.render import load_brand
 from nieuwsbrief.templating import default_templates_dir
 from nieuwsbrief.unsubscribe.tokens import make_token
@@ -477,7 +477,7 @@ def _save(path: Path, text: str) -> None:
 
 
 def test_headers_are_decoded() -> None:
-    from nieuwsbrief.preview.server import header_block
+    from nieuwsbrief.preview.state import header_block
 
     raw = (
         b"To: =?utf-8?b?Wm/DqyB2YW4gRGlqaw==?= <zoe@example.nl>\r\n"

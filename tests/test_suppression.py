@@ -11,12 +11,8 @@ from pathlib import Path
 import pytest
 
 from nieuwsbrief.errors import NieuwsbriefError
-from nieuwsbrief.unsubscribe.suppression import (
-    SCHEMA_VERSION,
-    Status,
-    SuppressionList,
-    unsubscribe_requests,
-)
+from nieuwsbrief.unsubscribe.staff import Status, unsubscribe_requests
+from nieuwsbrief.unsubscribe.suppression import SCHEMA_VERSION, SuppressionList
 from nieuwsbrief.unsubscribe.tokens import mailto_link, make_token, recipient_id
 
 SECRET = "test-secret-0123456789abcdef"

@@ -16,6 +16,7 @@ import pytest
 from hostile_smtp import HostileSmtpServer, Script
 from nieuwsbrief.addresses import is_loopback_host
 from nieuwsbrief.errors import DeliveryError
+from nieuwsbrief.sending.outbox import MaildirOutbox
 from nieuwsbrief.sending.smtp import (
     SmtpConnection,
     SmtpParams,
@@ -24,7 +25,6 @@ from nieuwsbrief.sending.smtp import (
 )
 from nieuwsbrief.sending.transport import (
     ConnectionLost,
-    MaildirOutbox,
     Outcome,
     OutOfStep,
     Reply,

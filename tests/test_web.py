@@ -359,7 +359,8 @@ def test_preview_serves_the_web_edition_beside_the_email(example_copy: Path) -> 
     import threading
     import urllib.request
 
-    from nieuwsbrief.preview.server import Inputs, PreviewState, bind_server
+    from nieuwsbrief.preview.server import bind_server
+    from nieuwsbrief.preview.state import Inputs, PreviewState
 
     state = PreviewState(Inputs(example_copy, factory_maker, web_url=WEB_URL))
     assert state.refresh() is None

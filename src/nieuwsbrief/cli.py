@@ -845,9 +845,10 @@ def preview(
     agenda: AgendaOption = None,
 ) -> None:
     from nieuwsbrief.preview import server as preview_mod
+    from nieuwsbrief.preview.state import Inputs
 
     settings = _settings(issue_dir)
-    inputs = preview_mod.Inputs(
+    inputs = Inputs(
         issue_dir,
         _factory_maker(settings),
         **_home_paths(settings, agenda),

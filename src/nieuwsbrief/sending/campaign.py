@@ -32,8 +32,9 @@ from nieuwsbrief.model import Issue, Subscriber
 from nieuwsbrief.sending import ledger as ledger_mod
 from nieuwsbrief.sending.delivery import Job, Result, deliver
 from nieuwsbrief.sending.lock import IssueLock
+from nieuwsbrief.sending.outbox import MaildirOutbox
 from nieuwsbrief.sending.smtp import SmtpParams, SmtpTransport
-from nieuwsbrief.sending.transport import MaildirOutbox, Outcome, Transport
+from nieuwsbrief.sending.transport import Outcome, Transport
 from nieuwsbrief.subscribers import SubscriberList, load_subscribers
 from nieuwsbrief.templating import template_files
 from nieuwsbrief.unsubscribe.suppression import SuppressionList

@@ -1,8 +1,8 @@
 """Where messages go, in words every transport shares: Reply, Outcome, Channel, Transport.
 
 The SMTP client is `nieuwsbrief.sending.smtp` (the only module that imports smtplib); the local
-Maildir outbox is here. Both hand out channels with the same `send(sender, recipient, data)
--> Reply`, so the delivery engine does not care which one it has.
+Maildir outbox is `nieuwsbrief.sending.outbox`. Both hand out channels with the same
+`send(sender, recipient, data) -> Reply`, so the delivery engine does not care which one it has.
 """
 
 from __future__ import annotations
@@ -10,16 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-import mailbox
-import os
 import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from nieuwsbrief.errors import DeliveryError
 from nieuwsbrief.i18n import _
 
 # RFC 3463 enhanced status code at the start of a reply line, e.g. "5.1.1".
@@ -200,68 +195,3 @@ class Transport(Protocol):
     def describe(self) -> str:
         """Say where messages will go, for the confirmation prompt."""
         ...
-
-
-# --------------------------------------------------------------------------------------------
-# Maildir
-
-
-class MaildirOutbox:
-    """The local outbox used when no SMTP server is configured: one Maildir file per message.
-
-    Both transport and channel. mailbox.Maildir writes into tmp/ and renames into new/, so a
-    message file is either complete or absent.
-    """
-
-    max_per_connection = 0
-
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()  # Maildir's unique-name counter is not thread-safe
-        try:
-            # Maildir(create=True) leaves an existing folder without its tmp/ new/ cur/.
-            # 0700 folders and 0600 files: the messages hold every recipient's address.
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            for sub in ("tmp", "new", "cur"):
-                (self.path / sub).mkdir(mode=0o700, exist_ok=True)
-            self._maildir = mailbox.Maildir(self.path, factory=None, create=False)
-        except OSError as exc:
-            raise DeliveryError(
-                _("{path}: cannot create the outbox ({strerror})").format(
-                    path=self.path, strerror=exc.strerror
-                )
-            ) from None
-
-    @property
-    def is_open(self) -> bool:
-        """Always: a folder does not hang up."""
-        return True
-
-    def open(self) -> MaildirOutbox:
-        """Return the outbox itself; it is safe to share between threads."""
-        return self
-
-    def send(self, sender: str, recipient: str, data: bytes) -> Reply:
-        """Write the message, with Return-Path and Delivered-To like a local delivery agent."""
-        header = f"Return-Path: <{sender}>\r\nDelivered-To: {recipient}\r\n".encode()
-        # Files in a Maildir use the local line ending.
-        content = (header + data).replace(b"\r\n", b"\n")
-        try:
-            with self._lock:
-                key = self._maildir.add(content)
-            os.chmod(self.path / "new" / key, 0o600)
-        except OSError as exc:
-            problem = exc.strerror or type(exc).__name__
-            raise DeliveryError(
-                _("{path}: cannot write to the outbox ({problem})").format(
-                    path=self.path, problem=problem
-                )
-            ) from None
-        return Reply(250, "2.0.0", _("saved as {key}").format(key=key))
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-    def describe(self) -> str:
-        """Say e.g. 'local outbox ./outbox'."""
-        return _("local outbox {path}").format(path=self.path)

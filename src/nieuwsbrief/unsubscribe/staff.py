@@ -1,16 +1,24 @@
-"""The staff side of unsubscribing: process requests, show and correct the suppression list."""
+"""The staff side of unsubscribing: `nieuwsbrief unsubscribe` and `unsubscribe-server`.
+
+A request by mail or phone arrives as an address, a token or a pasted subject line; telling them
+apart and suppressing each is done here (`unsubscribe_requests`), as are the request file, the
+list report, corrections, and starting the one-click endpoint. The list itself is
+suppression.py; the endpoint is endpoint.py.
+"""
 
 from __future__ import annotations
 
 import csv
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 
-from nieuwsbrief.addresses import invalid_reason
+from nieuwsbrief.addresses import invalid_reason, normalise_address
 from nieuwsbrief.config import Settings
 from nieuwsbrief.errors import ConfigError, NieuwsbriefError
 from nieuwsbrief.i18n import N_, _
@@ -18,7 +26,75 @@ from nieuwsbrief.inputfile import LIST_LIMIT, read_input
 from nieuwsbrief.subscribers import EMAIL_ALIASES, normalise_key
 from nieuwsbrief.tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
 from nieuwsbrief.unsubscribe.endpoint import ServerLimits, make_app, serve
-from nieuwsbrief.unsubscribe.suppression import Status, SuppressionList, unsubscribe_requests
+from nieuwsbrief.unsubscribe.suppression import SuppressionList
+from nieuwsbrief.unsubscribe.tokens import find_token, verify_token
+
+# -- staff requests ---------------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    """What happened to one staff unsubscribe request."""
+
+    # Marked for the catalog: reports show them translated, _(status).
+    ADDED = N_("added")
+    ALREADY = N_("already suppressed")
+    UNKNOWN_TOKEN = N_("unknown token")
+    INVALID_TOKEN = N_("invalid token")
+    NOT_AN_ADDRESS = N_("not an address")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result for one item given to `nieuwsbrief unsubscribe`."""
+
+    item: str
+    status: Status
+    address: str | None = None  # the suppressed address, when known
+
+
+# Loose on purpose: the CLI validates addresses with email-validator; this only tells an address
+# from a token, a subject line or a typo.
+_ADDRESS_RE = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>.]+")
+# A token that lost or gained characters, or a subject like "afmelden 1abc" with a broken token.
+_TOKENISH_RE = re.compile(r"(?:^|\s)1[A-Za-z0-9_-]{12,}(?:\s|$)|afmelden", re.IGNORECASE)
+
+
+def unsubscribe_requests(
+    secret: str,
+    db: SuppressionList | Path,
+    items: Iterable[str],
+    source: str = "staff",
+) -> list[Outcome]:
+    """Suppress each address, token or pasted subject in `items`; say per item what happened."""
+    suppression = db if isinstance(db, SuppressionList) else SuppressionList(db)
+    outcomes = []
+    for item in items:
+        outcomes.append(_one_request(secret, suppression, item.strip(), source))
+    return outcomes
+
+
+def _one_request(secret: str, suppression: SuppressionList, item: str, source: str) -> Outcome:
+    # A token first: a pasted mailto URL contains both an address and the token.
+    token = find_token(item)
+    if token is not None:
+        rid = verify_token(secret, token)
+        if rid is None:
+            return Outcome(item, Status.INVALID_TOKEN)
+        address = suppression.address_for(rid)
+        if address is None:
+            return Outcome(item, Status.UNKNOWN_TOKEN)
+        note = "token"
+    else:
+        candidate = item.removeprefix("mailto:").strip("<>")
+        if not _ADDRESS_RE.fullmatch(candidate):
+            looks_like_token = _TOKENISH_RE.search(item) and "@" not in item
+            status = Status.INVALID_TOKEN if looks_like_token else Status.NOT_AN_ADDRESS
+            return Outcome(item, status)
+        address = normalise_address(candidate)
+        note = ""
+    added = suppression.add(address, source, note)
+    return Outcome(item, Status.ADDED if added else Status.ALREADY, address)
+
 
 _LINE_END_RE = re.compile(r"\r\n|\r|\n")
 

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 
 from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.errors import NieuwsbriefError
-from nieuwsbrief.i18n import N_, _
+from nieuwsbrief.i18n import _
 from nieuwsbrief.sqlitefile import enable_wal
-from nieuwsbrief.unsubscribe.tokens import find_token, verify_token
 
 SCHEMA_VERSION = 3
 # bounce: the server said the address does not exist (at send time or in a returned report).
@@ -330,70 +327,3 @@ def _check_source(source: str) -> None:
                 source=repr(source), sources=", ".join(sorted(SOURCES))
             )
         )
-
-
-# -- staff requests ---------------------------------------------------------------------------
-
-
-class Status(StrEnum):
-    """What happened to one staff unsubscribe request."""
-
-    # Marked for the catalog: reports show them translated, _(status).
-    ADDED = N_("added")
-    ALREADY = N_("already suppressed")
-    UNKNOWN_TOKEN = N_("unknown token")
-    INVALID_TOKEN = N_("invalid token")
-    NOT_AN_ADDRESS = N_("not an address")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result for one item given to `nieuwsbrief unsubscribe`."""
-
-    item: str
-    status: Status
-    address: str | None = None  # the suppressed address, when known
-
-
-# Loose on purpose: the CLI validates addresses with email-validator; this only tells an address
-# from a token, a subject line or a typo.
-_ADDRESS_RE = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>.]+")
-# A token that lost or gained characters, or a subject like "afmelden 1abc" with a broken token.
-_TOKENISH_RE = re.compile(r"(?:^|\s)1[A-Za-z0-9_-]{12,}(?:\s|$)|afmelden", re.IGNORECASE)
-
-
-def unsubscribe_requests(
-    secret: str,
-    db: SuppressionList | Path,
-    items: Iterable[str],
-    source: str = "staff",
-) -> list[Outcome]:
-    """Suppress each address, token or pasted subject in `items`; say per item what happened."""
-    suppression = db if isinstance(db, SuppressionList) else SuppressionList(db)
-    outcomes = []
-    for item in items:
-        outcomes.append(_one_request(secret, suppression, item.strip(), source))
-    return outcomes
-
-
-def _one_request(secret: str, suppression: SuppressionList, item: str, source: str) -> Outcome:
-    # A token first: a pasted mailto URL contains both an address and the token.
-    token = find_token(item)
-    if token is not None:
-        rid = verify_token(secret, token)
-        if rid is None:
-            return Outcome(item, Status.INVALID_TOKEN)
-        address = suppression.address_for(rid)
-        if address is None:
-            return Outcome(item, Status.UNKNOWN_TOKEN)
-        note = "token"
-    else:
-        candidate = item.removeprefix("mailto:").strip("<>")
-        if not _ADDRESS_RE.fullmatch(candidate):
-            looks_like_token = _TOKENISH_RE.search(item) and "@" not in item
-            status = Status.INVALID_TOKEN if looks_like_token else Status.NOT_AN_ADDRESS
-            return Outcome(item, status)
-        address = normalise_address(candidate)
-        note = ""
-    added = suppression.add(address, source, note)
-    return Outcome(item, Status.ADDED if added else Status.ALREADY, address)
