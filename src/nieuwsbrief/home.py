@@ -1,8 +1,8 @@
 """The newsletter home: the folder with nieuwsbrief.toml, found by walking up like git finds .git.
 
 A home holds the config file (everything that is not a secret), the `.env` (secrets), the
-issues and their agenda, an optional `templates/` folder that overrides the house style that
-ships with nieuwsbrief, and the state folder (ledger, suppression list, signing secret, outbox,
+issues and their agenda, an optional `templates/` folder whose files override those of the house
+style that ships with nieuwsbrief, and the state folder (ledger, suppression list, secret, outbox,
 locks). Every command finds the same home, and so the same state, whatever the current folder.
 """
 
@@ -44,7 +44,7 @@ class Home:
     name: str = ""
     issues_dir: Path = field(default=Path("issues"))
     agenda_path: Path = field(default=Path("issues/agenda.yaml"))
-    templates_dir: Path | None = None  # None: the house style that ships with nieuwsbrief
+    templates_dir: Path | None = None  # overrides, file by file; None: only the defaults
     state_dir: Path = field(default=Path("state"))
     subscribers_path: Path | None = None
     settings: Mapping[str, tuple[str, int]] = field(default_factory=dict)  # key -> (value, line)
