@@ -340,6 +340,17 @@ def test_axe_finds_nothing_serious(browser: Browser, composed: Composed, scheme:
     assert "color-contrast" not in {v["id"] for v in violations}
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_neutral_default_house_style_passes_axe_too(browser: Browser, scheme: str) -> None:
+    """A home without its own brand.yaml gets the package's colours: they must pass as well."""
+    composed = compose_issue(EXAMPLE_ISSUE, factory_maker, agenda_path=EXAMPLE_AGENDA)
+    assert composed.brand.name == "Nieuwsbrief"
+    with email_page(browser, composed.html, 600, color_scheme=scheme) as page:  # type: ignore[arg-type]
+        violations = axe_violations(page)
+    assert serious(violations) == []
+    assert "color-contrast" not in {v["id"] for v in violations}
+
+
 # Each visible element with its own text: its colour and the first opaque background behind it.
 _COLOURS_JS = """() => {
   const rgb = (value) => (value.match(/[\\d.]+/g) || []).map(Number);

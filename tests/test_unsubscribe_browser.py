@@ -27,11 +27,15 @@ ADDRESS = "jan.jansen@gemeente.nl"
 LOGO = "https://www.bureau-kennis.net/img/logo-bureau-kennis.png"
 
 
-@pytest.fixture
-def endpoint(tmp_path: Path) -> Iterator[tuple[str, SuppressionList]]:
+@pytest.fixture(params=["example", "default"])
+def endpoint(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[str, SuppressionList]]:
+    """The endpoint of the test home (Bureau | Kennis), or of a home without a house style."""
     db = SuppressionList(tmp_path / "suppression.sqlite")
     db.register([(recipient_id(SECRET, ADDRESS), ADDRESS)])
-    app = make_app(SECRET, db.path, URL, templates_dir=EXAMPLE_TEMPLATES)
+    templates = EXAMPLE_TEMPLATES if request.param == "example" else None
+    app = make_app(SECRET, db.path, URL, templates_dir=templates)
     httpd = UnsubscribeServer(app, "127.0.0.1", 0)
     thread = threading.Thread(target=httpd.serve, daemon=True)
     thread.start()
@@ -76,6 +80,7 @@ def _accessible(browser: Browser, url: str, scheme: str = "light") -> None:
         page.context.close()
 
 
+@pytest.mark.parametrize("endpoint", ["example"], indirect=True)
 def test_the_brand_passes_the_csp_and_the_button_unsubscribes(
     browser: Browser, endpoint: tuple[str, SuppressionList]
 ) -> None:
