@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import difflib
 import os
-import secrets
 import stat
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from email.headerregistry import AddressHeader
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
-
-from dotenv import dotenv_values
-from email_validator import EmailNotValidError, validate_email
 
 from nieuwsbrief.addresses import invalid_reason, is_loopback_host
 from nieuwsbrief.errors import ConfigError, NieuwsbriefError
@@ -420,6 +414,8 @@ def _read_env_file(
     path = base_dir / env_file
     if not path.is_file():
         return {}, None  # .env is optional; the environment alone is enough
+    from dotenv import dotenv_values  # not at import: most runs, and `--help`, have no .env
+
     try:
         raw = dotenv_values(path, interpolate=False)
     except (OSError, UnicodeDecodeError) as exc:
@@ -544,6 +540,9 @@ def _parse_address(name: str, value: str | None, errors: list[str]) -> str | Non
             )
         )
         return None
+    from email.headerregistry import AddressHeader  # not at import: `--help` reads the config
+    from email.policy import default as default_policy
+
     try:
         header = default_policy.header_factory("From", value)
         addresses = header.addresses if isinstance(header, AddressHeader) else ()
@@ -657,6 +656,8 @@ def _parse_web_url(value: str | None, errors: list[str]) -> str | None:
 
 
 def _address_problem(addr_spec: str) -> str | None:
+    from email_validator import EmailNotValidError, validate_email  # 20 ms: only when checking
+
     try:
         validate_email(addr_spec, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
@@ -665,6 +666,8 @@ def _address_problem(addr_spec: str) -> str | None:
 
 
 def _create_secret(path: Path, home: Home, errors: list[str], notices: list[str]) -> str | None:
+    import secrets
+
     secret = secrets.token_urlsafe(32)
     try:
         if path.parent == home.state_dir:
