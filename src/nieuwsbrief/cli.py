@@ -3,6 +3,10 @@
 This is the only module that imports typer. Every text it shows goes through the gettext catalog
 (i18n.py): help texts are marked with N_ where they are declared and translated when the command
 line starts, together with Typer's own words ("Usage:", "Options", its error messages).
+
+Start-up: each command imports what it uses inside its function, so `--help` and a usage error
+load Typer, the catalog and the configured language, nothing of the program itself
+(tests/test_startup.py holds that; benchmarks/bench_startup.py times it).
 """
 
 from __future__ import annotations
@@ -13,18 +17,19 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from nieuwsbrief import compose as compose_mod
 from nieuwsbrief import i18n
-from nieuwsbrief.config import Settings, configured_language, load_settings
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.i18n import N_, _, ngettext
-from nieuwsbrief.message import make_factory
-from nieuwsbrief.model import Brand, RenderedIssue
+
+if TYPE_CHECKING:
+    from nieuwsbrief.compose import FactoryMaker
+    from nieuwsbrief.config import Settings
+    from nieuwsbrief.model import Brand, RenderedIssue
 
 # Answers that mean yes to a question, in either language; anything else but these means no.
 YES_ANSWERS = frozenset({"y", "yes", "j", "ja"})
@@ -49,58 +54,56 @@ _SUBCOMMAND_METAVAR = N_("COMMAND [ARGS]...")
 _HELP_OPTION_HELP = N_("Show this message and exit.")
 
 # Typer's usage errors are English f-strings; these patterns give them back in the user's language.
-_USAGE_ERRORS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), template)
-    for pattern, template in (
-        (
-            r"No such command '(?P<name>[^']*)'\. Did you mean (?P<suggestions>.*)\?",
-            N_("No such command '{name}'. Did you mean {suggestions}?"),
-        ),
-        (r"No such command '(?P<name>.*)'\.", N_("No such command '{name}'.")),
-        (r"Missing command\.", N_("Missing command.")),
-        (
-            r"Got unexpected extra argument\(s\) \((?P<args>.*)\)",
-            N_("Got unexpected extra argument(s) ({args})"),
-        ),
-        (r"Option '(?P<name>.*)' requires an argument\.", N_("Option '{name}' requires a value.")),
-        (
-            r"Option '(?P<name>.*)' requires (?P<count>\d+) arguments\.",
-            N_("Option '{name}' requires {count} values."),
-        ),
-        (
-            r"Option '(?P<name>.*)' does not take a value\.",
-            N_("Option '{name}' does not take a value."),
-        ),
-        (r"No such option: (?P<name>.*)", N_("No such option: {name}")),
-        (
-            r"(?i:file|directory|path) '(?P<path>.*)' does not exist\.",
-            N_("'{path}' does not exist."),
-        ),
-        (r"(?i:file|directory|path) '(?P<path>.*)' is a directory\.", N_("'{path}' is a folder.")),
-        (r"(?i:file|directory|path) '(?P<path>.*)' is a file\.", N_("'{path}' is a file.")),
-        (
-            r"(?i:file|directory|path) '(?P<path>.*)' is not readable\.",
-            N_("'{path}' cannot be read."),
-        ),
-        (r"Input should be a valid number.*", N_("give a number")),
-        (r"Input should be a valid integer.*", N_("give a whole number")),
-        (
-            r"Input should be greater than or equal to (?P<limit>\S+)",
-            N_("give a number of at least {limit}"),
-        ),
-        (r"Input should be greater than (?P<limit>\S+)", N_("give a number above {limit}")),
-        (
-            r"Input should be less than or equal to (?P<limit>\S+)",
-            N_("give a number of at most {limit}"),
-        ),
-        (r"Input should be less than (?P<limit>\S+)", N_("give a number below {limit}")),
-    )
+# Compiled when a usage error needs them (re caches them), not at every start.
+_USAGE_ERRORS: tuple[tuple[str, str], ...] = (
+    (
+        r"No such command '(?P<name>[^']*)'\. Did you mean (?P<suggestions>.*)\?",
+        N_("No such command '{name}'. Did you mean {suggestions}?"),
+    ),
+    (r"No such command '(?P<name>.*)'\.", N_("No such command '{name}'.")),
+    (r"Missing command\.", N_("Missing command.")),
+    (
+        r"Got unexpected extra argument\(s\) \((?P<args>.*)\)",
+        N_("Got unexpected extra argument(s) ({args})"),
+    ),
+    (r"Option '(?P<name>.*)' requires an argument\.", N_("Option '{name}' requires a value.")),
+    (
+        r"Option '(?P<name>.*)' requires (?P<count>\d+) arguments\.",
+        N_("Option '{name}' requires {count} values."),
+    ),
+    (
+        r"Option '(?P<name>.*)' does not take a value\.",
+        N_("Option '{name}' does not take a value."),
+    ),
+    (r"No such option: (?P<name>.*)", N_("No such option: {name}")),
+    (
+        r"(?i:file|directory|path) '(?P<path>.*)' does not exist\.",
+        N_("'{path}' does not exist."),
+    ),
+    (r"(?i:file|directory|path) '(?P<path>.*)' is a directory\.", N_("'{path}' is a folder.")),
+    (r"(?i:file|directory|path) '(?P<path>.*)' is a file\.", N_("'{path}' is a file.")),
+    (
+        r"(?i:file|directory|path) '(?P<path>.*)' is not readable\.",
+        N_("'{path}' cannot be read."),
+    ),
+    (r"Input should be a valid number.*", N_("give a number")),
+    (r"Input should be a valid integer.*", N_("give a whole number")),
+    (
+        r"Input should be greater than or equal to (?P<limit>\S+)",
+        N_("give a number of at least {limit}"),
+    ),
+    (r"Input should be greater than (?P<limit>\S+)", N_("give a number above {limit}")),
+    (
+        r"Input should be less than or equal to (?P<limit>\S+)",
+        N_("give a number of at most {limit}"),
+    ),
+    (r"Input should be less than (?P<limit>\S+)", N_("give a number below {limit}")),
 )
 
 
 def _translated_usage(message: str) -> str:
     for pattern, template in _USAGE_ERRORS:
-        match = pattern.fullmatch(message.strip())
+        match = re.fullmatch(pattern, message.strip())
         if match:
             return _(template).format(**match.groupdict())
     return message
@@ -198,6 +201,8 @@ class _Group(_LocalisedHelp, TyperGroup):
     on stderr and its exit code, in one place."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
+        from nieuwsbrief.config import configured_language
+
         # The language must be known before parsing: --help and usage errors speak it too.
         i18n.setup(configured_language())
         _localise_tree(self)
@@ -324,6 +329,7 @@ def _settings(start: Path | None = None, *, writes: bool = False) -> Settings:
 
     `writes`: the command sends or records, so it may create the signing secret.
     """
+    from nieuwsbrief.config import load_settings
     from nieuwsbrief.errors import ContentError
     from nieuwsbrief.home import find_home
 
@@ -358,7 +364,9 @@ def _warn(text: str) -> None:
     typer.echo(_("Warning: {warning}").format(warning=text), err=True)
 
 
-def _factory_maker(settings: Settings, subject_prefix: str = "") -> compose_mod.FactoryMaker:
+def _factory_maker(settings: Settings, subject_prefix: str = "") -> FactoryMaker:
+    from nieuwsbrief.message import make_factory
+
     def make(rendered: RenderedIssue, brand: Brand) -> Any:
         return make_factory(
             rendered,
@@ -394,6 +402,7 @@ def compose(
         ),
     ] = None,
 ) -> None:
+    from nieuwsbrief import compose as compose_mod
     from nieuwsbrief.check import check_composed
 
     settings = _settings(issue_dir)
