@@ -454,7 +454,7 @@ def test_the_greetings_columns_are_needed_from_the_list(
 def test_a_greeting_that_cannot_work_is_an_error_at_its_line(
     greeting_templates: Path, greeting: str, message: str
 ) -> None:
-    from nieuwsbrief.render import load_brand
+    from nieuwsbrief.content.brand import load_brand
 
     brand = greeting_templates / "brand.yaml"
     text = brand.read_text(encoding="utf-8")

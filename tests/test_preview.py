@@ -23,10 +23,10 @@ import pytest
 from browser import browser_fixture
 from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, EXAMPLE_TEMPLATES, HOME_CONFIG, house_style_copy
 from nieuwsbrief.compose import encoded_html_size
+from nieuwsbrief.content.brand import load_brand
 from nieuwsbrief.message import MessageFactory, make_factory
 from nieuwsbrief.model import Brand, RenderedIssue
 from nieuwsbrief.preview.state import SAMPLE, Inputs, PreviewState
-from nieuwsbrief.render import load_brand
 from nieuwsbrief.templating import default_templates_dir
 from nieuwsbrief.unsubscribe.tokens import make_token
 

@@ -25,11 +25,11 @@ from conftest import (
     house_style_copy,
 )
 from nieuwsbrief.cli import app
+from nieuwsbrief.content.brand import load_brand
 from nieuwsbrief.home import load_home
 from nieuwsbrief.message import MessageFactory, make_factory
 from nieuwsbrief.model import Brand, RenderedIssue
 from nieuwsbrief.preview.state import Inputs, PreviewState
-from nieuwsbrief.render import load_brand
 from nieuwsbrief.templating import default_templates_dir, template_files
 from nieuwsbrief.web import build_site
 from smtp_server import SmtpServer

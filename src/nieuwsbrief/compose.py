@@ -11,11 +11,12 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
+from nieuwsbrief.content.brand import load_brand
 from nieuwsbrief.content.issue import load_issue
 from nieuwsbrief.i18n import _
 from nieuwsbrief.message import MessageFactory
 from nieuwsbrief.model import Brand, Issue, RenderedIssue, Subscriber
-from nieuwsbrief.render import load_brand, render_issue
+from nieuwsbrief.render import render_issue
 
 HTML_FILE = "email.html"
 TEXT_FILE = "email.txt"

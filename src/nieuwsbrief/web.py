@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from nieuwsbrief.check import Finding
+from nieuwsbrief.content.brand import load_brand
 from nieuwsbrief.content.issue import ISSUE_FILE, load_agenda, load_issue, upcoming
 from nieuwsbrief.errors import ContentError, HomeError, NieuwsbriefError
 from nieuwsbrief.home import Home, find_home
@@ -45,7 +46,6 @@ from nieuwsbrief.render import (
     _event_view,
     _render_template,
     dutch_date,
-    load_brand,
     time_label,
 )
 from nieuwsbrief.templating import style_source

@@ -157,7 +157,8 @@ class Pages:
     def render(cls, templates_dir: Path | None = None) -> Pages:
         """Render the pages of the home whose templates folder is `templates_dir` (None: the
         defaults); a template error names its file and line (exit 2), before any request."""
-        from nieuwsbrief.render import _environment, _render_template, load_brand
+        from nieuwsbrief.content.brand import load_brand
+        from nieuwsbrief.render import _environment, _render_template
 
         brand = load_brand(templates_dir)
         env = _environment(templates_dir)
