@@ -118,4 +118,24 @@ def test_a_command_still_loads_what_it_uses(tmp_path: Path) -> None:
     )
     assert code == 0
     assert {"nieuwsbrief.render", "premailer", "jinja2"} <= modules
+    assert "requests" not in modules  # premailer's, for stylesheets it never fetches here
     assert (tmp_path / "email.html").is_file()
+
+
+def test_premailer_still_reaches_requests_when_it_uses_it() -> None:
+    # The stand-in premailer gets for requests imports the real module on first use, and
+    # nobody else ever sees the stand-in.
+    script = (
+        "import sys, types\n"
+        "from nieuwsbrief.render import _import_premailer\n"
+        "premailer = _import_premailer()\n"
+        "assert 'requests' not in sys.modules\n"
+        "from premailer import premailer as inliner\n"
+        "assert inliner.requests.Session.__module__ == 'requests.sessions'\n"
+        "import requests\n"
+        "assert type(requests) is types.ModuleType and requests.get is inliner.requests.get\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr

@@ -7,9 +7,12 @@ message builder splices them in per recipient, so MJML and premailer run once pe
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import re
+import sys
 import textwrap
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -531,15 +534,36 @@ def mjml_to_html(mjml_source: str, templates_dir: Path | None) -> str:
 MSO_MARKERS = ("<!--[if mso", "<!--[if mso | IE]", "<![endif]-->", "<!--[if !mso")
 
 
-def _import_premailer() -> Any:
-    """Import premailer, and keep cssutils from validating what premailer inlines.
+class _ImportedOnUse(types.ModuleType):
+    """Stands in for a module that is imported only when one of its attributes is used."""
 
-    premailer 3.10 has cssutils validate every inline style attribute against the CSS profiles
-    even with disable_validation=True (its merge_styles ignores the flag). Validation only logs,
-    which is silenced, but compiling the profiles' expressions costs more than the inlining
-    itself. Without profiles there is nothing to validate against; the output is the same.
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _import_premailer() -> Any:
+    """Import premailer without what it would load and never use here.
+
+    premailer imports requests (with urllib3, chardet and charset_normalizer, a third of its
+    import time) only to fetch external stylesheets, which allow_network=False never does: while
+    premailer is imported, `requests` is a stand-in that imports the real one if it is ever used.
+    Nothing else sees the stand-in; a later `import requests` elsewhere gets the real module.
+
+    And premailer 3.10 has cssutils validate every inline style attribute against the CSS
+    profiles even with disable_validation=True (its merge_styles ignores the flag). Validation
+    only logs, which is silenced, but compiling the profiles' expressions costs more than the
+    inlining itself. Without profiles there is nothing to validate against; the output is the same.
     """
     import cssutils
+
+    if "premailer" not in sys.modules and "requests" not in sys.modules:
+        stand_in = _ImportedOnUse("requests")
+        sys.modules["requests"] = stand_in
+        try:
+            import premailer
+        finally:
+            if sys.modules.get("requests") is stand_in:
+                del sys.modules["requests"]
     import premailer
 
     if cssutils.profile.knownNames:
