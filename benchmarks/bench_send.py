@@ -12,9 +12,9 @@ Measures, side by side in one run and repeated (median and best of --reps):
      50 ms before answering each end-of-DATA (advertises PIPELINING): ceiling 8 / 0.05 = 160/s;
   e) peak memory (max RSS of the child, from wait4) of `nieuwsbrief send` to 100,000.
 
-Run:  /work/venv/bin/python benchmarks/bench_send.py [--quick] [--json results.json]
-Needs smtp-sink and smtp-source (apt-get install postfix) and mailmerge 2.3.0 in a separate
-venv (default /work/bench-venv-mailmerge/bin/mailmerge; --mailmerge PATH or $BENCH_MAILMERGE).
+Run:  python3 benchmarks/run.py setup, then python3 benchmarks/run.py send [--quick] [--json FILE]
+(the peers in benchmarks/.peers/: this checkout's venv, smtp-sink and smtp-source, mailmerge 2.3.0
+in its own venv; --mailmerge PATH or $BENCH_MAILMERGE for another one).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 ISSUE = REPO / "issues" / "2012-05"
 AGENDA = REPO / "issues" / "agenda.yaml"
 SENDER = "info@bureau-kennis.net"
-DEFAULT_MAILMERGE = "/work/bench-venv-mailmerge/bin/mailmerge"
+DEFAULT_MAILMERGE = str(REPO / "benchmarks" / ".peers" / "mailmerge" / "bin" / "mailmerge")
 SLOW_DELAY = 0.05  # seconds before the reply to each end-of-DATA
 SRC = REPO / "src"  # the nieuwsbrief that is measured (--src to compare another tree)
 
