@@ -6,8 +6,8 @@ and soft, ARF complaints, out-of-office and human replies, mailed unsubscribes, 
 forged reports), then times `python -m nieuwsbrief mailbox --maildir ...` as a process, end to end
 (median of --reps runs, each on a fresh copy). Not part of the test suite.
 
-    .venv/bin/python benchmarks/bench_mailbox.py            # 10,000 returns, 3 repetitions
-    .venv/bin/python benchmarks/bench_mailbox.py --count 1000 --reps 1
+    python3 benchmarks/run.py mailbox                       # 10,000 returns, 3 repetitions
+    python3 benchmarks/run.py mailbox --count 1000 --reps 1
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ plus one re-publish into the same folder (nothing changed: nothing rewritten). T
 home copies the example issue N times (one per month from January 2012, each with a 2400x1600
 JPEG photo of its own), with the example agenda.
 
-    .venv/bin/python benchmarks/bench_publish.py              # example + 100 issues, 3 reps
-    .venv/bin/python benchmarks/bench_publish.py --issues 20 --reps 1
+    python3 benchmarks/run.py publish                       # example + 100 issues, 3 reps
+    python3 benchmarks/run.py publish --issues 20 --reps 1
 """
 
 from __future__ import annotations
