@@ -12,7 +12,9 @@ all alike), --reps rounds, median and best:
     (nieuwsbrief.toml, issues/, templates/) every time, so nothing a run wrote helps the next.
 
 Bytecode is written (PYTHONDONTWRITEBYTECODE is dropped) and one unmeasured round goes first, as
-for an installed program. Prints a markdown table with the ratios to the floor.
+for an installed program. Prints a markdown table with wall and CPU time (the child's user +
+system time, from wait4: on a shared machine it moves less than the wall time) and the ratios to
+the floor.
 
     python3 benchmarks/run.py startup                 # the peers' venv (run.py setup)
     python benchmarks/bench_startup.py --reps 15      # with any python that has nieuwsbrief
@@ -52,7 +54,8 @@ class Case:
     argv: list[str]
     fresh_home: bool = False  # run in a new copy of the example home
     floor: str | None = None  # the label of the floor case it is compared with
-    samples: list[float] = field(default_factory=list)
+    samples: list[float] = field(default_factory=list)  # wall seconds, process start to exit
+    cpu: list[float] = field(default_factory=list)  # the child's user + system seconds
 
 
 def _environment() -> dict[str, str]:
@@ -72,19 +75,24 @@ def _fresh_home(root: Path) -> Path:
     return home
 
 
-def _time_once(case: Case, env: dict[str, str], scratch: Path) -> float:
+def _time_once(case: Case, env: dict[str, str], scratch: Path) -> tuple[float, float]:
+    """Run the case once; return its wall time and its CPU time (user + system), in seconds."""
     cwd = _fresh_home(scratch) if case.fresh_home else REPO
-    started = time.perf_counter()
-    done = subprocess.run(
-        case.argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
-    )
-    elapsed = time.perf_counter() - started
-    # compose exits 1 when its check finds problems; the files are written all the same.
-    if done.returncode not in (0, 1) or (done.returncode and not case.fresh_home):
-        sys.exit(f"{' '.join(case.argv)} failed ({done.returncode}):\n{done.stderr.decode()}")
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            case.argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=errors
+        )
+        _, status, usage = os.wait4(child.pid, 0)  # this child's rusage alone
+        elapsed = time.perf_counter() - started
+        child.returncode = code = os.waitstatus_to_exitcode(status)
+        # compose exits 1 when its check finds problems; the files are written all the same.
+        if code not in (0, 1) or (code and not case.fresh_home):
+            errors.seek(0)
+            sys.exit(f"{' '.join(case.argv)} failed ({code}):\n{errors.read().decode()}")
     if case.fresh_home:
         shutil.rmtree(cwd, ignore_errors=True)
-    return elapsed
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def _cases(python: str, before: str | None) -> list[Case]:
@@ -131,22 +139,23 @@ def _commit() -> str:
 def _table(cases: list[Case], load: tuple[float, float]) -> str:
     by_label = {case.label: case for case in cases}
     lines = [
-        "| command | median s | best s | ratio to floor (median) | goal |",
+        "| command | wall s, median (best) | CPU s, median | ratio to floor, wall (CPU) | goal |",
         "|---|---:|---:|---:|---|",
     ]
     for case in cases:
-        median = statistics.median(case.samples)
+        median, cpu = statistics.median(case.samples), statistics.median(case.cpu)
         ratio, goal = "", ""
         if case.floor is not None:
-            ratio_value = median / statistics.median(by_label[case.floor].samples)
-            ratio = f"{ratio_value:.2f}x"
+            floor = by_label[case.floor]
+            ratio_value = median / statistics.median(floor.samples)
+            ratio = f"{ratio_value:.2f}x ({cpu / statistics.median(floor.cpu):.2f}x)"
             verdict = "met" if ratio_value <= HELP_FACTOR else "not met"
             goal = f"<= {HELP_FACTOR}x: {verdict}"
         elif case.fresh_home:
             verdict = "met" if median <= COMPOSE_GOAL else "not met"
             goal = f"<= {COMPOSE_GOAL} s: {verdict}"
         best = min(case.samples)
-        lines.append(f"| {case.label} | {median:.3f} | {best:.3f} | {ratio} | {goal} |")
+        lines.append(f"| {case.label} | {median:.3f} ({best:.3f}) | {cpu:.3f} | {ratio} | {goal} |")
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines += [
         "",
@@ -173,7 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         for round_number in range(1, args.reps + 1):
             for case in cases:
-                case.samples.append(_time_once(case, env, Path(scratch)))
+                wall, cpu = _time_once(case, env, Path(scratch))
+                case.samples.append(wall)
+                case.cpu.append(cpu)
             progress(f"round {round_number}/{args.reps}")
         load_after = os.getloadavg()[0]
     print(_table(cases, (load_before, load_after)))
