@@ -237,6 +237,18 @@ BAD_INPUTS = {
         ),
         r"02-bim\.md:1: 'title' is missing",
     ),
+    "unknown front matter key": (
+        lambda d: _replace(d / "02-bim.md", "event: cursus", "auteur: Jan\nevent: cursus"),
+        r"02-bim\.md:3: unknown front matter key 'auteur'",
+    ),
+    "unknown front matter key with a block value": (
+        lambda d: _replace(d / "02-bim.md", "event: cursus", "tags:\n  - bim\nevent: cursus"),
+        r"02-bim\.md:3: unknown front matter key 'tags'",
+    ),
+    "unknown issue.yaml key with a block value": (
+        lambda d: _replace(d / "issue.yaml", "date: 2012-05-01", "date: 2012-05-01\nextra:\n  - x"),
+        r"issue\.yaml:5: unknown key 'extra'",
+    ),
     "unknown event": (
         lambda d: _replace(d / "02-bim.md", "event: cursus-bim-2012-06", "event: cursus-bmi"),
         r"02-bim\.md:3: event 'cursus-bmi' is not in the agenda",

@@ -7,7 +7,7 @@ a value means, so `2012-02-31` becomes a clear error with its line instead of a 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -18,10 +18,15 @@ from nieuwsbrief.i18n import N_, _
 
 @dataclass(frozen=True)
 class Node:
-    """A YAML value with the 1-based line it starts on."""
+    """A YAML value with the 1-based line it starts on (and of its key, in a mapping).
+
+    A block value starts below its key (`tags:` then `  - a`), and an error about the key
+    itself (unknown, misspelt) belongs on the key's line: `key_line` (0 outside a mapping).
+    """
 
     value: str | list[Node] | dict[str, Node] | None
     line: int
+    key_line: int = 0
 
 
 MAX_DEPTH = 32  # our files nest three levels; a deeper file is a mistake or an attack
@@ -188,6 +193,7 @@ def _convert(node: yaml.Node, path: Path, offset: int) -> Node:
                     _("'{key}' appears twice").format(key=key),
                     key_node.start_mark.line + 1 + offset,
                 )
-            mapping[key] = _convert(value_node, path, offset)
+            converted = _convert(value_node, path, offset)
+            mapping[key] = replace(converted, key_line=key_node.start_mark.line + 1 + offset)
         return Node(mapping, line)
     raise ContentError(path, _("unsupported YAML construct"), line)  # pragma: no cover

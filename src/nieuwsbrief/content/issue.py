@@ -421,7 +421,7 @@ def load_article(path: Path, events_by_id: dict[str, Event]) -> Article:
             _("unknown front matter key '{key}'; allowed are 'title' and 'event'").format(
                 key=unknown[0]
             ),
-            front.fields[unknown[0]].line - 1 if front.fields[unknown[0]].line > 1 else 1,
+            front.fields[unknown[0]].key_line,
         )
     event = None
     if event_id:
@@ -491,7 +491,7 @@ def load_issue(issue_dir: Path, agenda_path: Path | None = None) -> Issue:
                 _("unknown key '{key}'; allowed are {allowed}").format(
                     key=key, allowed=", ".join(sorted(allowed))
                 ),
-                node.line,
+                node.key_line,
             )
     subject = _text_field(fields, "subject", issue_path, 1, required=True)
     if re.search(r"[\r\n]", subject):
