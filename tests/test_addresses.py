@@ -10,12 +10,12 @@ import pytest
 from cli_process import run_cli
 from conftest import EXAMPLE_AGENDA, factory_maker
 from nieuwsbrief.addresses import (
-    AddressError,
     needs_smtputf8,
     normalise_address,
     smtp_address,
 )
 from nieuwsbrief.compose import compose_issue
+from nieuwsbrief.errors import AddressError
 from nieuwsbrief.model import Subscriber
 from nieuwsbrief.subscribers import load_subscribers
 from nieuwsbrief.unsubscribe.suppression import SuppressionList

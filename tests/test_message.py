@@ -14,7 +14,8 @@ import pytest
 from conftest import TEST_SECRET, house_style_copy
 from nieuwsbrief import render
 from nieuwsbrief.compose import compose_issue
-from nieuwsbrief.message import MessageError, make_factory
+from nieuwsbrief.errors import MessageError
+from nieuwsbrief.message import make_factory
 from nieuwsbrief.model import Brand, RenderedIssue, Subscriber
 
 

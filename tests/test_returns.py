@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from nieuwsbrief.errors import ReturnsSourceError
 from nieuwsbrief.returns.classify import MAX_MESSAGE_BYTES, Kind, classify, severity
 from nieuwsbrief.returns.process import Context, process_mailbox
-from nieuwsbrief.returns.sources import MaildirSource, MboxSource, ReturnsSourceError
+from nieuwsbrief.returns.sources import MaildirSource, MboxSource
 from nieuwsbrief.returns.store import ReturnsStore
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
 from nieuwsbrief.unsubscribe.tokens import make_token, make_verp_token, recipient_id, verp_address

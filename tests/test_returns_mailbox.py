@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from dovecot import PASSWORD, USER, Dovecot
 from nieuwsbrief.cli import app
 from nieuwsbrief.config import load_settings
+from nieuwsbrief.errors import ReturnsSourceError
 from nieuwsbrief.home import find_home
 from nieuwsbrief.returns.run import returns_counts
-from nieuwsbrief.returns.sources import ImapSource, ReturnsSourceError
+from nieuwsbrief.returns.sources import ImapSource
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
 from returns_mail import arf, dsn, reply, write_maildir
 from smtp_server import SmtpServer

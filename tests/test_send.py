@@ -493,7 +493,7 @@ def test_ten_thousand_subscribers_each_get_exactly_one_message(
 def test_server_gone_mid_send_says_how_to_resume_and_resumes(
     example_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nieuwsbrief.errors import DeliveryError
+    from nieuwsbrief.errors import PartialSendError
 
     server = SmtpServer().start()
     smtp_env(monkeypatch, server)
@@ -511,7 +511,7 @@ def test_server_gone_mid_send_says_how_to_resume_and_resumes(
             server.stop()  # the relay goes away for good
 
     with pytest.raises(
-        DeliveryError, match="run the same command again to send to the rest"
+        PartialSendError, match="run the same command again to send to the rest"
     ) as err:
         send_issue(
             request,

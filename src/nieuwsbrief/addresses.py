@@ -21,7 +21,7 @@ import unicodedata
 
 import idna
 
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import AddressError
 from nieuwsbrief.i18n import N_, _
 
 # email-validator explains in English; its common reasons are msgids of our catalog, so they
@@ -74,10 +74,6 @@ def invalid_reason(exc: Exception) -> str:
         if match:
             return _(template).format(**match.groupdict())
     return text.rstrip(".")
-
-
-class AddressError(NieuwsbriefError):
-    """An address cannot be put into SMTP form (its domain is not a valid IDNA name)."""
 
 
 def split_address(address: str) -> tuple[str, str]:

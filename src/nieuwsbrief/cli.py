@@ -23,7 +23,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from nieuwsbrief import i18n
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import NieuwsbriefError, UsageError
 from nieuwsbrief.i18n import N_, _, ngettext
 
 if TYPE_CHECKING:
@@ -507,7 +507,7 @@ def send(
 
     interactive = sys.stdin.isatty()
     if not (yes or dry_run or test or interactive):
-        raise NieuwsbriefError(
+        raise UsageError(
             _(
                 "refusing to send without a terminal to confirm on; add --yes to send, "
                 "or --dry-run to check"

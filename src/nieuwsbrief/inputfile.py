@@ -11,16 +11,12 @@ import os
 import stat
 from pathlib import Path
 
-from nieuwsbrief.errors import ContentError
+from nieuwsbrief.errors import InputFileError
 from nieuwsbrief.i18n import N_, _
 
 MB = 1024 * 1024
 CONTENT_LIMIT = 5 * MB  # an article, issue.yaml, the agenda, brand.yaml
 LIST_LIMIT = 50 * MB  # a subscriber list or an unsubscribe request file
-
-
-class InputFileError(ContentError):
-    """An input file cannot be read: missing, not a regular file, too big, or unreadable."""
 
 
 def _kind(mode: int) -> str:

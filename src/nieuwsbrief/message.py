@@ -18,7 +18,7 @@ from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr, quote
 
 from nieuwsbrief.addresses import smtp_address
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import MessageError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.model import MERGE_MARKER_RE, Brand, RenderedIssue, Subscriber
 from nieuwsbrief.unsubscribe.tokens import mailto_link, make_token, unsubscribe_link
@@ -26,10 +26,6 @@ from nieuwsbrief.unsubscribe.tokens import mailto_link, make_token, unsubscribe_
 _CRLF = b"\r\n"
 _SOFT_BREAK = "=\r\n"
 _FORBIDDEN_IN_HEADER = re.compile(r"[\r\n\x00]")
-
-
-class MessageError(NieuwsbriefError):
-    """A recipient's values cannot be put in a message (for example a line break in a name)."""
 
 
 @dataclass(frozen=True)

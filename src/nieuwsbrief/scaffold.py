@@ -11,7 +11,7 @@ from pathlib import Path
 from babel.dates import format_date
 
 from nieuwsbrief.content.issue import load_agenda, upcoming
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import ScaffoldError
 from nieuwsbrief.home import CONFIG_FILE, Home
 from nieuwsbrief.i18n import _
 from nieuwsbrief.templating import BRAND_FILE, template_path
@@ -122,12 +122,12 @@ def init_home(target: Path, name: str = "") -> list[Path]:
     target = target.resolve()
     config = target / CONFIG_FILE
     if config.exists():
-        raise NieuwsbriefError(
+        raise ScaffoldError(
             _("{path}: already a newsletter home; nothing was changed").format(path=config)
         )
     name = name or target.name.replace("-", " ").title() or "Nieuwsbrief"
     if '"' in name or "\\" in name or "\n" in name:
-        raise NieuwsbriefError(
+        raise ScaffoldError(
             _("{name}: a name without quotes, backslashes or line breaks").format(name=repr(name))
         )
     today = date.today()
@@ -143,7 +143,7 @@ def init_home(target: Path, name: str = "") -> list[Path]:
     }
     existing = [p for p in files if p.exists()]
     if existing:
-        raise NieuwsbriefError(
+        raise ScaffoldError(
             _(
                 "{path}: already exists; init makes a new home in an empty folder or one "
                 "without these files, and changes nothing here"
@@ -159,13 +159,13 @@ def new_issue(home: Home, slug: str = "", today: date | None = None) -> list[Pat
     """Start the next issue: a folder named by date with issue.yaml and one article."""
     today = today or date.today()
     if slug and not all(c.isalnum() or c == "-" for c in slug):
-        raise NieuwsbriefError(
+        raise ScaffoldError(
             _("{slug}: a slug is letters, digits and '-', e.g. 'extra'").format(slug=repr(slug))
         )
     name = f"{today:%Y-%m}" + (f"-{slug.lower()}" if slug else "")
     folder = home.issues_dir / name
     if folder.exists():
-        raise NieuwsbriefError(
+        raise ScaffoldError(
             _(
                 "{folder}: already exists; nothing was changed. Start another issue this month "
                 "with a slug: nieuwsbrief new extra (makes {name}-extra)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nieuwsbrief.config import Settings
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import LedgerError
 from nieuwsbrief.home import Home
 from nieuwsbrief.i18n import _, ngettext
 from nieuwsbrief.sending import ledger as ledger_mod
@@ -68,7 +68,7 @@ def _find(home: Home, records: list[ledger_mod.IssueRecord], wanted: str) -> led
         if record.issue in candidates or record.path in candidates:
             return record
     known = ", ".join(r.path or r.issue for r in records) or _("none yet")
-    raise NieuwsbriefError(
+    raise LedgerError(
         _("{issue}: the ledger has no send of this issue (issues in the ledger: {known})").format(
             issue=wanted, known=known
         )

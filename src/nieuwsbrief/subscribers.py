@@ -16,13 +16,12 @@ from nieuwsbrief.addresses import (
     normalise_address,
     smtp_address,
 )
-from nieuwsbrief.errors import SubscriberListError
+from nieuwsbrief.errors import InputFileError, SubscriberListError, TableError
 from nieuwsbrief.i18n import N_, _, ngettext
-from nieuwsbrief.inputfile import LIST_LIMIT, InputFileError, read_input
+from nieuwsbrief.inputfile import LIST_LIMIT, read_input
 from nieuwsbrief.model import Subscriber
 from nieuwsbrief.tabular import (
     DELIMITER_NAMES,
-    UnreadableTable,
     decode,
     detect_delimiter,
     numbered_rows,
@@ -100,7 +99,7 @@ def load_subscribers(path: Path) -> SubscriberList:
         raise SubscriberListError(str(exc)) from None
     try:
         return _parse(path, *decode(data))
-    except UnreadableTable as exc:
+    except TableError as exc:
         raise SubscriberListError(exc.located(path)) from None
 
 

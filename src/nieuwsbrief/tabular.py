@@ -1,7 +1,7 @@
 """Text tables as Dutch Excel and CRMs export them: encoding, delimiter, numbered rows.
 
 Shared by the subscriber list, the agenda CSV and staff's unsubscribe request files. Problems
-raise UnreadableTable with a message (no file name); each caller names the file in its own
+raise TableError with a message (no file name); each caller names the file in its own
 NieuwsbriefError.
 """
 
@@ -13,6 +13,7 @@ import io
 import re
 from collections.abc import Iterator
 
+from nieuwsbrief.errors import TableError
 from nieuwsbrief.i18n import N_, _
 
 # The longest cell a table may have. Python's csv module stops at 131,072 characters by default
@@ -30,24 +31,12 @@ SNIFF_BYTES = 16_384  # csv.Sniffer is slow on big samples and a few lines are e
 _SEP_HINT_RE = re.compile(r"sep=(.)\r?\n?", re.IGNORECASE)
 
 
-class UnreadableTable(Exception):
-    """The bytes are not a text table; the message says why and what to do, `line` where."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
-
-    def located(self, path: object) -> str:
-        """Return the message prefixed with `path:line` (or `path` when no line is known)."""
-        return f"{path}:{self.line}: {self}" if self.line else f"{path}: {self}"
-
-
 def decode(data: bytes) -> tuple[str, str]:
     """Return (text, encoding): UTF-8 with or without BOM, else Windows-1252 (Excel's 'CSV')."""
     if not data.strip():
-        raise UnreadableTable(_("the file is empty; export it as CSV with a header row"))
+        raise TableError(_("the file is empty; export it as CSV with a header row"))
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise UnreadableTable(
+        raise TableError(
             _("saved as UTF-16 ('Unicode text'); in Excel choose Save As > 'CSV UTF-8'")
         )
     # Text never has many NULs; one stray NUL from a CRM only costs its row.
@@ -61,7 +50,7 @@ def decode(data: bytes) -> tuple[str, str]:
     else:
         kind = ""
     if kind:
-        raise UnreadableTable(
+        raise TableError(
             _("{kind}, not CSV; in Excel choose Save As > 'CSV UTF-8' or 'CSV (;)'").format(
                 kind=kind
             )
@@ -70,7 +59,7 @@ def decode(data: bytes) -> tuple[str, str]:
         try:
             return data.decode("utf-8-sig"), "utf-8-sig"
         except UnicodeDecodeError as exc:
-            raise UnreadableTable(
+            raise TableError(
                 _(
                     "starts like UTF-8 but byte {byte} at offset {offset} is not; "
                     "export it again as 'CSV UTF-8'"
@@ -84,7 +73,7 @@ def decode(data: bytes) -> tuple[str, str]:
     try:
         return data.decode("cp1252"), "cp1252"
     except UnicodeDecodeError as exc:
-        raise UnreadableTable(
+        raise TableError(
             _(
                 "not text in UTF-8 or Windows-1252 (byte {byte} at offset {offset}); "
                 "export it again as 'CSV UTF-8'"
@@ -129,7 +118,7 @@ def numbered_rows(text: str, delimiter: str, first_line: int) -> Iterator[tuple[
         except csv.Error as exc:
             line = first_line + consumed
             if "field larger than field limit" in str(exc):
-                raise UnreadableTable(
+                raise TableError(
                     _(
                         "a cell in the row starting here is longer than {limit} characters "
                         '(the limit); often a quote (") that is never closed swallows the rest of '
@@ -137,7 +126,7 @@ def numbered_rows(text: str, delimiter: str, first_line: int) -> Iterator[tuple[
                     ).format(limit=f"{FIELD_LIMIT:,}"),
                     line,
                 ) from None
-            raise UnreadableTable(
+            raise TableError(
                 _("cannot be read as CSV ({reason}); check this row").format(reason=exc), line
             ) from None
         yield first_line + consumed, row

@@ -35,7 +35,7 @@ from markupsafe import Markup
 from nieuwsbrief.check import Finding
 from nieuwsbrief.content.brand import load_brand
 from nieuwsbrief.content.issue import ISSUE_FILE, load_agenda, load_issue, upcoming
-from nieuwsbrief.errors import ContentError, HomeError, NieuwsbriefError
+from nieuwsbrief.errors import ContentError, HomeError, PublishError
 from nieuwsbrief.home import Home, find_home
 from nieuwsbrief.i18n import _
 from nieuwsbrief.model import MERGE_MARKER_RE, Brand, Event, Issue
@@ -71,10 +71,6 @@ AGENDA_TEMPLATE = "web_agenda.html.j2"
 STYLE_TEMPLATE = "web.css"
 MAX_ISSUES = 10_000  # bounded input
 PRODID = "-//Bureau Kennis//nieuwsbrief//NL"
-
-
-class PublishError(NieuwsbriefError):
-    """The site cannot be built as asked (no issues, no web address, an unwritable folder)."""
 
 
 @dataclass(frozen=True)

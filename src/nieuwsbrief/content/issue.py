@@ -13,11 +13,11 @@ from datetime import date, time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from nieuwsbrief.errors import ContentError
+from nieuwsbrief.errors import ContentError, TableError
 from nieuwsbrief.i18n import N_, _
 from nieuwsbrief.inputfile import CONTENT_LIMIT, read_input
 from nieuwsbrief.model import Article, Event, Finding, Issue
-from nieuwsbrief.tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
+from nieuwsbrief.tabular import decode, detect_delimiter, numbered_rows
 from nieuwsbrief.yamlfile import Node, parse_yaml
 
 ISSUE_FILE = "issue.yaml"
@@ -249,7 +249,7 @@ def _agenda_rows_from_csv(path: Path) -> list[tuple[int, dict[str, tuple[str, in
     data = read_input(path, CONTENT_LIMIT, N_("an agenda"))
     try:
         text = decode(data)[0]  # Excel: UTF-8 (with BOM) or Windows-1252
-    except UnreadableTable as exc:
+    except TableError as exc:
         raise ContentError(path, str(exc)) from None
     check_control_characters(text, path)
     delimiter, skipped, text = detect_delimiter(text)
@@ -280,7 +280,7 @@ def _table_rows(
     """Yield `rows`; a row the CSV reader cannot read becomes a ContentError at its line."""
     try:
         yield from rows
-    except UnreadableTable as exc:
+    except TableError as exc:
         raise ContentError(path, str(exc), exc.line) from None
 
 

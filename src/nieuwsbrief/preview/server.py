@@ -32,13 +32,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from nieuwsbrief.addresses import is_loopback_host
-from nieuwsbrief.errors import ContentError, NieuwsbriefError
+from nieuwsbrief.errors import ContentError, NieuwsbriefError, PreviewError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.preview.state import (
     SAMPLE,
     Inputs,
     MessageView,
-    PreviewError,
     PreviewState,
 )
 from nieuwsbrief.preview.watcher import Watcher

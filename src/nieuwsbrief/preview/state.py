@@ -32,7 +32,7 @@ from nieuwsbrief.compose import (
     message_parts,
 )
 from nieuwsbrief.content.issue import default_agenda_path
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import NieuwsbriefError, PreviewError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.message import MessageFactory
 from nieuwsbrief.model import Subscriber
@@ -54,10 +54,6 @@ _INVISIBLE_RE = re.compile(f"[{_INVISIBLE}]+")
 # The preheader spacer (render.PREHEADER_SPACER): a run of invisible characters that fills the
 # inbox preview, so clients show nothing of the body after the preheader.
 _SPACER_RUN_RE = re.compile(f"(?:[{_INVISIBLE}]\\s*){{3,}}")
-
-
-class PreviewError(NieuwsbriefError):
-    """The preview server cannot start (no free port, unknown host, ...)."""
 
 
 # --- what is watched -----------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.config import Settings
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import UsageError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.returns.classify import Kind
 from nieuwsbrief.returns.process import Context, RunReport, process_mailbox, write_csv
@@ -59,7 +59,7 @@ class LedgerSentMail:
 def open_source(settings: Settings, maildir: Path | None, mbox: Path | None) -> Source:
     """Return the mailbox to read: --maildir, --mbox, or the IMAP settings."""
     if maildir is not None and mbox is not None:
-        raise NieuwsbriefError(_("give --maildir or --mbox, not both"))
+        raise UsageError(_("give --maildir or --mbox, not both"))
     if maildir is not None:
         return MaildirSource(maildir)
     if mbox is not None:

@@ -23,17 +23,13 @@ from imap_tools import AND, BaseMailBox, MailBox, MailBoxStartTls, MailBoxUnencr
 from imap_tools.errors import MailboxLoginError
 
 from nieuwsbrief.config import Settings
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import ReturnsSourceError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.returns.classify import MAX_MESSAGE_BYTES
 
 PROCESSED_KEYWORD = "$NbProcessed"
 PROCESSED_FOLDER = "verwerkt"
 IMAP_TIMEOUT_SECONDS = 60
-
-
-class ReturnsSourceError(NieuwsbriefError):
-    """The returns mailbox cannot be read (missing Maildir, refused login, ...)."""
 
 
 @dataclass(frozen=True)

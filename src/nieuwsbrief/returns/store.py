@@ -16,7 +16,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import ReturnsStoreError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.sqlitefile import enable_wal
 
@@ -89,7 +89,7 @@ class ReturnsStore:
                 uri = f"{path.resolve().as_uri()}?mode=ro"
                 self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS)
             except sqlite3.Error as exc:
-                raise NieuwsbriefError(
+                raise ReturnsStoreError(
                     _("{path}: cannot read the returns file ({exc})").format(path=path, exc=exc)
                 ) from None
             return
@@ -98,7 +98,7 @@ class ReturnsStore:
             with self._connect(write=True) as conn:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > _SCHEMA_VERSION:
-                    raise NieuwsbriefError(
+                    raise ReturnsStoreError(
                         _("{path}: written by a newer nieuwsbrief; upgrade nieuwsbrief").format(
                             path=path
                         )
@@ -108,7 +108,7 @@ class ReturnsStore:
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             self.flush()
         except OSError as exc:
-            raise NieuwsbriefError(
+            raise ReturnsStoreError(
                 _("{path}: cannot create the returns file ({exc})").format(path=path, exc=exc)
             ) from None
 
@@ -129,7 +129,7 @@ class ReturnsStore:
                 self._conn.execute("BEGIN IMMEDIATE")
             yield self._conn
         except sqlite3.Error as exc:
-            raise NieuwsbriefError(
+            raise ReturnsStoreError(
                 _("{path}: cannot use the returns file ({exc}); is it a nieuwsbrief file?").format(
                     path=self.path, exc=exc
                 )

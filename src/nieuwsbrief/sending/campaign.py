@@ -24,7 +24,16 @@ from nieuwsbrief.addresses import invalid_reason, normalise_address, smtp_addres
 from nieuwsbrief.check import CheckReport, check_composed
 from nieuwsbrief.compose import Composed, FactoryMaker, compose_issue
 from nieuwsbrief.config import Settings
-from nieuwsbrief.errors import DeliveryError, LedgerError, NieuwsbriefError
+from nieuwsbrief.errors import (
+    CheckError,
+    DeliveryError,
+    HomeError,
+    LedgerError,
+    NieuwsbriefError,
+    PartialSendError,
+    SubscriberListError,
+    UsageError,
+)
 from nieuwsbrief.home import Home
 from nieuwsbrief.i18n import _, ngettext
 from nieuwsbrief.message import MessageFactory
@@ -328,7 +337,7 @@ def _check_merge_fields(factory: MessageFactory, subscribers: SubscriberList) ->
         used = "; ".join(
             f"{column!r} ({factory.columns[column] or _('the template')})" for column in missing
         )
-        raise NieuwsbriefError(
+        raise SubscriberListError(
             _(
                 "{path}: the issue uses the column(s) {used}, but the list has only the columns "
                 "{columns}; add the column to the list or change the text that uses it"
@@ -371,7 +380,7 @@ def _proof_recipients(request: SendRequest, subscribers: SubscriberList | None) 
         try:
             address = validate_email(raw.strip(), check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            raise NieuwsbriefError(
+            raise UsageError(
                 _("--test {address} is not a valid e-mail address: {reason}").format(
                     address=repr(raw), reason=invalid_reason(exc)
                 )
@@ -402,7 +411,7 @@ def send_issue(
     if request.test_addresses:
         return _send_proofs(request, settings, factory_for, subscribers, warn)
     if subscribers is None:
-        raise NieuwsbriefError(
+        raise UsageError(
             _(
                 "send needs --subscribers FILE (or {setting} in nieuwsbrief.toml, "
                 "or --test ADDRESS for a proof)"
@@ -477,7 +486,7 @@ def _resolve(ledger: ledger_mod.Ledger, key: ledger_mod.IssueKey, home: Home) ->
 
 def _home_of(settings: Settings) -> Home:
     if settings.home is None:
-        raise NieuwsbriefError(_("no newsletter home: run inside one, or `nieuwsbrief init` one"))
+        raise HomeError(_("no newsletter home: run inside one, or `nieuwsbrief init` one"))
     return settings.home
 
 
@@ -501,7 +510,7 @@ def _compose_checked(
         warn(str(finding))
     if not check.ok:
         if not request.force:
-            raise NieuwsbriefError(
+            raise CheckError(
                 _("the issue has problems; fix them or add --force:") + "\n" + check.format()
             )
         for finding in check.problems:
@@ -667,14 +676,12 @@ def _deliver(
         if not done:
             raise  # nothing was sent: a plain error
         report.interrupted = True
-        partial = DeliveryError(
+        raise PartialSendError(
             _(
                 "{error}; {delivered} of {total} were delivered before that and are recorded "
                 "in the ledger: run the same command again to send to the rest: {command}"
             ).format(error=exc, delivered=report.delivered, total=total, command=request.command)
-        )
-        partial.exit_code = 1  # some were sent: not "nothing happened" (2)
-        raise partial from None
+        ) from None
     finally:
         report.elapsed = time.monotonic() - started
     if ledger_error:
@@ -693,7 +700,7 @@ def _deliver(
             if report.unrecorded
             else _("every accepted message is recorded.")
         )
-        error = LedgerError(
+        raise PartialSendError(
             _(
                 "{error}. The send stopped: {delivered} deliveries are recorded; {unrecorded} "
                 "Free some space, then run the same command again: {command}"
@@ -704,8 +711,6 @@ def _deliver(
                 command=request.command,
             )
         )
-        error.exit_code = 1
-        raise error
     if stop.is_set() and done < total:
         report.interrupted = True
 
@@ -773,7 +778,7 @@ def _send_proofs(
             report.failed.append((result.recipient, str(result.reply)))
     if report.failed:
         address, reply = report.failed[0]
-        raise NieuwsbriefError(
+        raise DeliveryError(
             _("the proof to {address} was refused: {reply}").format(address=address, reply=reply)
         )
     return report

@@ -36,7 +36,7 @@ from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import ConfigError, EndpointError, NieuwsbriefError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.templating import style_source
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
@@ -89,7 +89,7 @@ def _route(url_template: str) -> tuple[str, str]:
     require_token_placeholder(url_template)
     path = urlsplit(url_template).path
     if "{token}" not in path:
-        raise NieuwsbriefError(
+        raise ConfigError(
             _(
                 "the unsubscribe URL {url} must have {placeholder} in its path, "
                 "not in the host or query"
@@ -392,7 +392,7 @@ class UnsubscribeServer:
         try:
             self._server = _Server(_logged(app), adj=adjustments, sockinfo=adjustments.listen[0])
         except OSError as exc:
-            raise NieuwsbriefError(
+            raise EndpointError(
                 _(
                     "{address}: cannot listen for unsubscribe requests ({reason}); "
                     "choose another --host/--port"

@@ -20,11 +20,11 @@ from email_validator import EmailNotValidError, validate_email
 
 from nieuwsbrief.addresses import invalid_reason, normalise_address
 from nieuwsbrief.config import Settings
-from nieuwsbrief.errors import ConfigError, NieuwsbriefError
+from nieuwsbrief.errors import ConfigError, InputFileError, SuppressionError, TableError, UsageError
 from nieuwsbrief.i18n import N_, _
 from nieuwsbrief.inputfile import LIST_LIMIT, read_input
 from nieuwsbrief.subscribers import EMAIL_ALIASES, normalise_key
-from nieuwsbrief.tabular import UnreadableTable, decode, detect_delimiter, numbered_rows
+from nieuwsbrief.tabular import decode, detect_delimiter, numbered_rows
 from nieuwsbrief.unsubscribe.endpoint import ServerLimits, make_app, serve
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
 from nieuwsbrief.unsubscribe.tokens import find_token, verify_token
@@ -108,9 +108,7 @@ def unsubscribe_items(
     if from_file is not None:
         items = items + read_request_file(from_file)
     if not items:
-        raise NieuwsbriefError(
-            _("nothing to unsubscribe: give addresses or tokens, or --from-file")
-        )
+        raise UsageError(_("nothing to unsubscribe: give addresses or tokens, or --from-file"))
     outcomes = unsubscribe_requests(
         settings.secret, SuppressionList(settings.suppression_path), items
     )
@@ -147,8 +145,8 @@ def read_request_file(path: Path) -> list[str]:
     data = read_input(path, LIST_LIMIT, N_("a request file"))
     try:
         text = decode(data)[0]
-    except UnreadableTable as exc:
-        raise NieuwsbriefError(exc.located(path)) from None
+    except TableError as exc:
+        raise InputFileError(path, str(exc), exc.line) from None
     lines = [line.strip() for line in _LINE_END_RE.split(text)]
     wanted = [line for line in lines if line and not line.startswith("#")]
     if not wanted:
@@ -172,8 +170,8 @@ def read_request_file(path: Path) -> list[str]:
             if seen_header and column < len(cells) and cells[column].strip():
                 items.append(cells[column].strip())
             seen_header = True
-    except UnreadableTable as exc:
-        raise NieuwsbriefError(exc.located(path)) from None
+    except TableError as exc:
+        raise InputFileError(path, str(exc), exc.line) from None
     return items
 
 
@@ -205,7 +203,7 @@ def list_report(settings: Settings) -> str:
 def remove_address(settings: Settings, address: str) -> str:
     """Take an address off the suppression list (a re-subscription after a mistake)."""
     if not SuppressionList(settings.suppression_path).remove(address):
-        raise NieuwsbriefError(
+        raise SuppressionError(
             _("{address} is not on the suppression list").format(address=address)
         )
     return _("{address} will receive the newsletter again").format(address=address)

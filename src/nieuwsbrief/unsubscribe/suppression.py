@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nieuwsbrief.addresses import normalise_address
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import SuppressionError, UsageError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.sqlitefile import enable_wal
 
@@ -88,13 +88,13 @@ class SuppressionList:
 
     @contextmanager
     def _connect(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """Yield a connection inside one transaction; SQLite errors become NieuwsbriefError."""
+        """Yield a connection inside one transaction; SQLite errors become SuppressionError."""
         # One short-lived connection per operation: safe across the server's threads, and a
         # connection never holds the file longer than one call. Writers take the write lock up
         # front (BEGIN IMMEDIATE): in WAL mode a read transaction that later writes would fail
         # at once instead of waiting out the busy timeout.
         if self.readonly and write:
-            raise NieuwsbriefError(
+            raise SuppressionError(
                 _("{path}: opened read-only; nothing may be written").format(path=self.path)
             )
         if self.readonly and not self.path.exists():
@@ -129,7 +129,7 @@ class SuppressionList:
                 with contextlib.suppress(FileExistsError):
                     os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             except OSError as exc:
-                raise NieuwsbriefError(
+                raise SuppressionError(
                     _(
                         "{path}: cannot create the suppression list ({reason}); "
                         "check that its folder can be made and written"
@@ -174,44 +174,44 @@ class SuppressionList:
 
     def _refuse_unknown(self, version: int, tables: int) -> None:
         if version > SCHEMA_VERSION:
-            raise NieuwsbriefError(
+            raise SuppressionError(
                 _(
                     "{path}: suppression list has schema version {version}; this "
                     "nieuwsbrief knows up to {known}; upgrade nieuwsbrief"
                 ).format(path=self.path, version=version, known=SCHEMA_VERSION)
             )
         if version == 0 and tables:
-            raise NieuwsbriefError(
+            raise SuppressionError(
                 _(
                     "{path}: is a SQLite file of something else, not a suppression "
                     "list; it was left untouched. Check NIEUWSBRIEF_SUPPRESSION_DB"
                 ).format(path=self.path)
             )
 
-    def _error(self, exc: sqlite3.Error) -> NieuwsbriefError:
+    def _error(self, exc: sqlite3.Error) -> SuppressionError:
         text = str(exc)
         if "not a database" in text or "malformed" in text:
-            return NieuwsbriefError(
+            return SuppressionError(
                 _(
                     "{path}: is not a SQLite suppression list ({reason}); "
                     "check NIEUWSBRIEF_SUPPRESSION_DB"
                 ).format(path=self.path, reason=text)
             )
         if "unable to open" in text:
-            return NieuwsbriefError(
+            return SuppressionError(
                 _(
                     "{path}: cannot open the suppression list ({reason}); "
                     "check that the folder exists and is writable"
                 ).format(path=self.path, reason=text)
             )
         if "locked" in text or "busy" in text:
-            return NieuwsbriefError(
+            return SuppressionError(
                 _(
                     "{path}: the suppression list stayed locked for {seconds} s by another "
                     "process; try again"
                 ).format(path=self.path, seconds=f"{BUSY_TIMEOUT_SECONDS:.0f}")
             )
-        return NieuwsbriefError(
+        return SuppressionError(
             _("{path}: suppression list error: {reason}").format(path=self.path, reason=text)
         )
 
@@ -322,7 +322,7 @@ class SuppressionList:
 
 def _check_source(source: str) -> None:
     if source not in SOURCES:
-        raise NieuwsbriefError(
+        raise UsageError(
             _("unknown suppression source {source}; use one of {sources}").format(
                 source=repr(source), sources=", ".join(sorted(SOURCES))
             )

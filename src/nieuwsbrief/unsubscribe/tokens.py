@@ -21,7 +21,7 @@ from functools import lru_cache
 from urllib.parse import unquote
 
 from nieuwsbrief.addresses import normalise_address
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import ConfigError
 from nieuwsbrief.i18n import _
 
 VERSION = "1"
@@ -44,7 +44,7 @@ _MAC_LABEL = b"nieuwsbrief/unsubscribe/mac/v1"
 @lru_cache(maxsize=8)
 def _keys(secret: str) -> tuple[bytes, bytes]:
     if len(secret) < MIN_SECRET_LENGTH:
-        raise NieuwsbriefError(
+        raise ConfigError(
             _(
                 "the unsubscribe secret is shorter than {length} characters; "
                 "set NIEUWSBRIEF_SECRET to a long random value"
@@ -115,7 +115,7 @@ def find_token(text: str) -> str | None:
 def require_token_placeholder(url_template: str) -> None:
     """Refuse an unsubscribe URL template without the `{token}` placeholder."""
     if "{token}" not in url_template:
-        raise NieuwsbriefError(
+        raise ConfigError(
             _(
                 "the unsubscribe URL {url} has no {placeholder} placeholder; "
                 "set NIEUWSBRIEF_UNSUBSCRIBE_URL to e.g. {example}"
@@ -205,14 +205,14 @@ def verp_address(bounce_address: str, token: str) -> str:
     """Return `local+token@domain` for the bounce address `local@domain`; check the length."""
     local, at, domain = bounce_address.rpartition("@")
     if not at or not local:
-        raise NieuwsbriefError(
+        raise ConfigError(
             _("the bounce address {bounce_address!r} has no local part").format(
                 bounce_address=bounce_address
             )
         )
     verp_local = f"{local}+{token}"
     if len(verp_local.encode("utf-8")) > MAX_LOCAL_PART:
-        raise NieuwsbriefError(
+        raise ConfigError(
             _(
                 "the bounce address {bounce_address!r} is too long for VERP: "
                 "its part before '@' may have at most {MAX_LOCAL_PART} "
