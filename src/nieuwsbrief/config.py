@@ -15,18 +15,17 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from nieuwsbrief.addresses import invalid_reason, is_loopback_host
 from nieuwsbrief.errors import ConfigError, NieuwsbriefError
 from nieuwsbrief.home import Home, find_home
 from nieuwsbrief.i18n import LANGUAGES, _
-from nieuwsbrief.unsubscribe.tokens import MAX_LOCAL_PART, VERP_TOKEN_LENGTH
+from nieuwsbrief.model import SECURITIES, Security
+from nieuwsbrief.unsubscribe.tokens import MAX_LOCAL_PART, MIN_SECRET_LENGTH, VERP_TOKEN_LENGTH
 
-Security = Literal["starttls", "ssl", "none"]
-DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "ssl": 465, "none": 25}
-MIN_SECRET_LENGTH = 16
+DEFAULT_PORTS: dict[Security, int] = {"starttls": 587, "ssl": 465, "none": 25}
 PREFIX = "NIEUWSBRIEF_"
 VERP_LOCAL_MAX = MAX_LOCAL_PART - VERP_TOKEN_LENGTH - 1  # room left for local+<token>
 KNOWN_VARIABLES = (
@@ -69,7 +68,7 @@ STATE_FILES: dict[str, tuple[str, str]] = {
     "NIEUWSBRIEF_SUPPRESSION_DB": ("suppression.sqlite", "suppression.sqlite"),
     "NIEUWSBRIEF_LEDGER_DB": ("ledger.sqlite", "ledger.sqlite"),
 }
-IMAP_DEFAULT_PORTS: dict[str, int] = {"ssl": 993, "starttls": 143, "none": 143}
+IMAP_DEFAULT_PORTS: dict[Security, int] = {"ssl": 993, "starttls": 143, "none": 143}
 
 
 @dataclass(frozen=True)
@@ -459,8 +458,8 @@ def _parse_security(
     if value is None:
         return order[0]
     lowered = value.lower()
-    if lowered in DEFAULT_PORTS:
-        return cast(Security, lowered)
+    if lowered in SECURITIES:
+        return lowered
     errors.append(
         _("{name}: {value} is not one of {choices}").format(
             name=f"NIEUWSBRIEF_{protocol}_SECURITY",

@@ -10,6 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
+from typing import Literal
+
+# How a connection to a mail server (SMTP or IMAP) is secured: STARTTLS on a plain port,
+# implicit TLS, or nothing (only allowed to a loopback relay; see sending/smtp.py).
+Security = Literal["starttls", "ssl", "none"]
+SECURITIES: tuple[Security, ...] = ("starttls", "ssl", "none")
 
 # Personal values are rendered once as markers and spliced in per recipient (see message.py).
 # The marker is plain ASCII without characters that HTML escaping, MJML or premailer change.

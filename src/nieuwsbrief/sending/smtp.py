@@ -39,15 +39,12 @@ import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 from nieuwsbrief.addresses import is_loopback_host
 from nieuwsbrief.errors import ConfigError, DeliveryError
 from nieuwsbrief.i18n import _
+from nieuwsbrief.model import SECURITIES, Security
 from nieuwsbrief.sending.transport import ConnectionLost, Outcome, OutOfStep, Reply, TimedOut
-
-Security = Literal["starttls", "ssl", "none"]
-SECURITIES: tuple[Security, ...] = ("starttls", "ssl", "none")
 
 # RFC 5321 4.5.3.1.5: a reply line is at most 512 octets with its CRLF. Some servers write
 # longer ones; twice that is tolerated, anything longer is not a reply we can trust.

@@ -29,7 +29,7 @@ _ID_BYTES = 12
 _MAC_BYTES = 12
 _BODY_CHARS = 4 * (_ID_BYTES + _MAC_BYTES) // 3  # 24 bytes -> 32 base64 characters, no padding
 TOKEN_LENGTH = len(VERSION) + _BODY_CHARS
-MIN_SECRET_LENGTH = 16
+MIN_SECRET_LENGTH = 16  # the one secret rule: config.py checks settings with it too
 
 _B64 = "A-Za-z0-9_-"
 # Strict: the version character, exactly 32 base64url characters, and no base64url character on
