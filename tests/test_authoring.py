@@ -6,13 +6,15 @@ same findings, each at the file and line the author wrote, with what to do.
 
 from __future__ import annotations
 
-from datetime import date, time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from conftest import house_style_copy
+from nieuwsbrief import clock
 from nieuwsbrief.check import check_issue
 from nieuwsbrief.cli import app
 from nieuwsbrief.content.issue import load_agenda, parse_date, parse_time_range
@@ -82,8 +84,9 @@ def write_june_issue(root: Path) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _june_the_fourth(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("nieuwsbrief.check.current_date", lambda: TODAY)
+def _june_the_fourth() -> Iterator[None]:
+    with clock.frozen(datetime.combine(TODAY, time(12), UTC)):
+        yield
 
 
 def expected_june_findings(issue_dir: Path) -> list[str]:

@@ -7,13 +7,15 @@ of the templates with one thing broken, through `check_issue(templates_dir=...)`
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, factory_maker, house_style_copy
+from nieuwsbrief import clock
 from nieuwsbrief.check import CheckReport, check_issue
 from nieuwsbrief.cli import app
 
@@ -65,9 +67,10 @@ def write_issue(
 
 
 @pytest.fixture(autouse=True)
-def _the_example_issues_day(monkeypatch: pytest.MonkeyPatch) -> None:
+def _the_example_issues_day() -> Iterator[None]:
     """Check as on the example issue's date, so only what a test breaks is found."""
-    monkeypatch.setattr("nieuwsbrief.check.current_date", lambda: date(2012, 5, 1))
+    with clock.frozen(datetime(2012, 5, 1, 12, tzinfo=UTC)):
+        yield
 
 
 def run_check(issue_dir: Path, *args: str) -> tuple[int, str]:

@@ -18,6 +18,7 @@ from email.message import EmailMessage, Message
 from html.parser import HTMLParser
 from pathlib import Path
 
+from nieuwsbrief import clock
 from nieuwsbrief.compose import SIZE_WARNING_BYTES, Composed, FactoryMaker, compose_issue
 from nieuwsbrief.i18n import _, ngettext
 from nieuwsbrief.model import Finding, Issue, SourceMap
@@ -157,11 +158,6 @@ def check_message(
     return CheckReport(problems=tuple(problems), warnings=tuple(warnings))
 
 
-def current_date() -> date:
-    """Return today's date (one place, so tests can fix the day)."""
-    return date.today()
-
-
 def check_composed(
     composed: Composed, *, today: date | None = None, sending: bool = False
 ) -> CheckReport:
@@ -171,7 +167,7 @@ def check_composed(
     template markers), and what an editor would ask about dates and events.
     """
     issue, rendered = composed.issue, composed.rendered
-    today = today or current_date()
+    today = today or clock.today()
     origins = {key: f"{issue.issue_file}:{line}" for key, line in issue.lines.items()}
     origins["issue"] = f"{issue.issue_file}:1"
     message = check_message(

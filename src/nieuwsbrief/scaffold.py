@@ -10,6 +10,7 @@ from pathlib import Path
 
 from babel.dates import format_date
 
+from nieuwsbrief import clock
 from nieuwsbrief.content.issue import load_agenda, upcoming
 from nieuwsbrief.errors import ScaffoldError
 from nieuwsbrief.home import CONFIG_FILE, Home
@@ -130,7 +131,7 @@ def init_home(target: Path, name: str = "") -> list[Path]:
         raise ScaffoldError(
             _("{name}: a name without quotes, backslashes or line breaks").format(name=repr(name))
         )
-    today = date.today()
+    today = clock.today()
     event_date = date(today.year + (today.month == 12), today.month % 12 + 1, 15)
     files = {
         config: _CONFIG.format(name=name),
@@ -157,7 +158,7 @@ def init_home(target: Path, name: str = "") -> list[Path]:
 
 def new_issue(home: Home, slug: str = "", today: date | None = None) -> list[Path]:
     """Start the next issue: a folder named by date with issue.yaml and one article."""
-    today = today or date.today()
+    today = today or clock.today()
     if slug and not all(c.isalnum() or c == "-" for c in slug):
         raise ScaffoldError(
             _("{slug}: a slug is letters, digits and '-', e.g. 'extra'").format(slug=repr(slug))

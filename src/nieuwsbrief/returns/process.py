@@ -16,9 +16,10 @@ import csv
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
+from nieuwsbrief import clock
 from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.i18n import _
 from nieuwsbrief.returns.classify import Failure, Kind, Returned, classify
@@ -140,7 +141,7 @@ class Context:
     sent: SentMail
     suppression: SuppressionList
     store: ReturnsStore
-    today: date = field(default_factory=lambda: datetime.now(UTC).date())
+    today: date = field(default_factory=lambda: clock.now().date())
 
 
 BATCH_SIZE = 500  # messages acted on per commit; then they are marked processed
@@ -212,7 +213,7 @@ def _one(
     ctx.store.record_message(
         digest,
         returned.kind.value,
-        datetime.now(UTC).isoformat(timespec="seconds"),
+        clock.stamp(),
         [(a.kind.value, a.outcome, a.address, a.issue, a.matched_by, a.evidence) for a in actions],
         soft,
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
+from nieuwsbrief import clock
 from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.config import Settings
 from nieuwsbrief.errors import UsageError
@@ -118,7 +118,7 @@ def _write_report(
     settings: Settings, report: RunReport, csv_path: Path | None, dry_run: bool
 ) -> RunReport:
     if csv_path is None and not dry_run and report.actions:
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        stamp = clock.now().strftime("%Y%m%d-%H%M%S")
         csv_path = returns_path(settings).with_name("returns") / f"mailbox-{stamp}.csv"
     if csv_path is not None:
         write_csv(report, csv_path)

@@ -18,9 +18,9 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from nieuwsbrief.clock import stamp as _now  # the one wall clock (tests freeze it)
 from nieuwsbrief.errors import LedgerError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.sqlitefile import enable_wal
@@ -102,10 +102,6 @@ class IssueKey:
     identity: str
     path: str
     folder: str
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _describe(exc: sqlite3.Error) -> str:

@@ -12,10 +12,10 @@ import hashlib
 import json
 import os
 import socket
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from nieuwsbrief import clock
 from nieuwsbrief.errors import LockError
 from nieuwsbrief.i18n import _
 
@@ -47,7 +47,7 @@ class IssueLock:
         info = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
-            "since": datetime.now(UTC).isoformat(timespec="seconds"),
+            "since": clock.stamp(),
         }
         os.write(fd, json.dumps(info).encode("utf-8"))
         self._fd = fd

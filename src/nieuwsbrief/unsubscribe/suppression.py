@@ -13,9 +13,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from nieuwsbrief import clock
 from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.errors import SuppressionError, UsageError
 from nieuwsbrief.i18n import _
@@ -67,10 +67,6 @@ class Entry:
     source: str
     note: str  # the evidence (for a bounce: issue, date, status line)
     reason: str = ""  # why, in a few words: "hard bounce 5.1.1", "complaint (abuse)"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class SuppressionList:
@@ -219,7 +215,7 @@ class SuppressionList:
 
     def register(self, pairs: Iterable[tuple[str, str]]) -> int:
         """Remember which address each recipient id stands for; return how many were new."""
-        now = _now()
+        now = clock.stamp()
         rows = ((rid, normalise_address(address), now) for rid, address in pairs)
         with self._connect(write=True) as conn:
             before = conn.total_changes
@@ -267,7 +263,7 @@ class SuppressionList:
         rows = []
         for address, source, note, reason in entries:
             _check_source(source)
-            rows.append((normalise_address(address), _now(), source, note, reason))
+            rows.append((normalise_address(address), clock.stamp(), source, note, reason))
         with self._connect(write=True) as conn:
             before = conn.total_changes
             conn.executemany(
@@ -290,7 +286,7 @@ class SuppressionList:
             conn.execute(
                 "INSERT OR IGNORE INTO suppressed (address, added_at, source, note) "
                 "VALUES (?, ?, ?, '')",
-                (address, _now(), source),
+                (address, clock.stamp(), source),
             )
         return address
 
