@@ -189,12 +189,16 @@ def test_header_injection_in_name_is_rejected(tmp_path: Path) -> None:
 
 
 def test_nul_and_control_characters_are_rejected(tmp_path: Path) -> None:
-    data = b"email;naam;org\r\na@voorbeeld.nl;A\x00;x\r\nb@voorbeeld.nl;B;\x1bx\r\n"
+    data = (
+        b"email;naam;org\r\na@voorbeeld.nl;A\x00;x\r\nb@voorbeeld.nl;B;\x1bx\r\n"
+        b"c@voorbeeld.nl;C;\xc2\x9bx\r\n"  # U+009B, the C1 form of ESC [
+    )
     lst = load_subscribers(write(tmp_path, data))
 
     assert [(r.line, r.reason) for r in lst.invalid] == [
-        (2, "naam contains a NUL character"),
-        (3, "org contains a control character"),
+        (2, "naam contains a NUL character (U+0000)"),
+        (3, "org contains an ESC character (U+001B)"),
+        (4, "org contains a control character (U+009B)"),
     ]
     assert lst.subscribers == ()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,15 +16,16 @@ from email import policy, quoprimime
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr, quote
 
+from nieuwsbrief import clock as clock_mod
 from nieuwsbrief.addresses import smtp_address
 from nieuwsbrief.errors import MessageError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.model import MERGE_MARKER_RE, Brand, RenderedIssue, Subscriber
+from nieuwsbrief.text import breaks_header
 from nieuwsbrief.unsubscribe.tokens import mailto_link, make_token, unsubscribe_link
 
 _CRLF = b"\r\n"
 _SOFT_BREAK = "=\r\n"
-_FORBIDDEN_IN_HEADER = re.compile(r"[\r\n\x00]")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def _qp(text: str) -> str:
 
 def _fold(name: str, value: str) -> bytes:
     """Return one header field, RFC 2047-encoded where needed and folded, ending in CRLF."""
-    if _FORBIDDEN_IN_HEADER.search(value):
+    if breaks_header(value):
         raise MessageError(
             _("the {name} header value contains a line break: {value}").format(
                 name=name, value=repr(value)
@@ -135,7 +135,7 @@ class MessageFactory:
         *,
         greeting: Callable[[Subscriber], str],
         greeting_columns: Mapping[str, str] | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+        clock: Callable[[], datetime] = lambda: clock_mod.now().astimezone(),
     ) -> None:
         self.rendered = rendered
         self.envelope = envelope
@@ -221,7 +221,7 @@ class MessageFactory:
 
     def build(self, subscriber: Subscriber) -> bytes:
         """Return the complete message for one recipient as CRLF bytes."""
-        if _FORBIDDEN_IN_HEADER.search(subscriber.name + subscriber.email):
+        if breaks_header(subscriber.name + subscriber.email):
             raise MessageError(
                 _("line {line}: a line break in a name or address").format(line=subscriber.line)
             )

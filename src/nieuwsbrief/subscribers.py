@@ -26,6 +26,7 @@ from nieuwsbrief.tabular import (
     detect_delimiter,
     numbered_rows,
 )
+from nieuwsbrief.text import character_name, find_control_character, find_line_break
 
 # Aliases are compared after normalise_key(), so "E-mail Address" and "e_mail_address" both match.
 EMAIL_ALIASES = (
@@ -46,10 +47,6 @@ LAST_NAME_ALIASES = ("achternaam", "last_name", "lastname", "surname")
 
 REPORT_LIMIT = 20  # problems of each kind shown by format_report before "... and N more"
 
-# Values reach mail headers (name, merge fields in subjects), so anything that could end a header
-# line is refused here: Python 3.11.7 misses some encoded-newline tricks (EMAIL-STANDARDS 2.7).
-_LINE_BREAK_RE = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
-_CONTROL_RE = re.compile(r"[\x01-\x08\x0e-\x1f\x7f]")
 _NON_KEY_RE = re.compile(r"[^a-z0-9]+")
 
 
@@ -318,10 +315,12 @@ def _find_column(keys: Sequence[str], aliases: Sequence[str]) -> int | None:
 def _unsafe_value(headers: Sequence[str], values: Sequence[str]) -> tuple[str, str] | None:
     for header, value in zip(headers, values, strict=False):
         column = " ".join(header.split()) or _("a nameless column")
-        if _LINE_BREAK_RE.search(value):
+        # Values reach mail headers (name, merge fields in subjects): one line, no controls.
+        if find_line_break(value):
             return value, _("{column} contains a line break").format(column=column)
-        if "\x00" in value:
-            return value, _("{column} contains a NUL character").format(column=column)
-        if _CONTROL_RE.search(value):
-            return value, _("{column} contains a control character").format(column=column)
+        control = find_control_character(value)
+        if control:
+            return value, _("{column} contains {character}").format(
+                column=column, character=character_name(control.group(0))
+            )
     return None

@@ -18,6 +18,7 @@ from nieuwsbrief.i18n import N_, _
 from nieuwsbrief.inputfile import CONTENT_LIMIT, read_input
 from nieuwsbrief.model import Article, Event, Finding, Issue
 from nieuwsbrief.tabular import decode, detect_delimiter, numbered_rows
+from nieuwsbrief.text import character_name, find_control_character
 from nieuwsbrief.yamlfile import Node, parse_yaml
 
 ISSUE_FILE = "issue.yaml"
@@ -27,13 +28,6 @@ OPTIONAL_EVENT_FIELDS = ("time", "venue", "address")
 _TIME_RE = re.compile(r"(\d{1,2})[:.](\d{2})")
 _FRONT_MATTER_FENCE = "---"
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
-# Unicode category Cc except tab and the line ends \n and \r.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_CONTROL_NAMES = {
-    "\x00": N_("a NUL character"),
-    "\x0b": N_("a vertical tab"),
-    "\x1b": N_("an ESC character"),
-}
 
 
 def read_text(path: Path, what: str = N_("a content file")) -> str:
@@ -53,7 +47,7 @@ def read_text(path: Path, what: str = N_("a content file")) -> str:
 
 def check_control_characters(text: str, path: Path, first_line: int = 1) -> None:
     """Refuse control characters (NUL, ESC, vertical tab, ...; tab and newline are fine)."""
-    match = _CONTROL_RE.search(text)
+    match = find_control_character(text)
     if match:
         line = first_line + text.count("\n", 0, match.start())
         raise ContentError(
@@ -61,13 +55,9 @@ def check_control_characters(text: str, path: Path, first_line: int = 1) -> None
             _(
                 "contains {character}, which has no place in a newsletter; "
                 "delete it (it is invisible in most editors: retype the line)"
-            ).format(character=_control_name(match.group(0))),
+            ).format(character=character_name(match.group(0))),
             line,
         )
-
-
-def _control_name(char: str) -> str:
-    return f"{_(_CONTROL_NAMES.get(char, N_('a control character')))} (U+{ord(char):04X})"
 
 
 _ISO_DATE_RE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
@@ -180,14 +170,14 @@ def _text_field(
         raise ContentError(
             path, _("'{key}' must be text, not a list or mapping").format(key=key), node.line
         )
-    control = _CONTROL_RE.search(node.value)
+    control = find_control_character(node.value)
     if control:  # written as a YAML escape such as "\e", "\v", "\0" or "\x1b"
         raise ContentError(
             path,
             _(
                 "'{key}' contains {character}; remove the escape that writes it "
                 "(\\e, \\v, \\0, \\x.., \\u00..)"
-            ).format(key=key, character=_control_name(control.group(0))),
+            ).format(key=key, character=character_name(control.group(0))),
             node.line,
         )
     return node.value.strip()

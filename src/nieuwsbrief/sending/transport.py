@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from nieuwsbrief.i18n import _
+from nieuwsbrief.text import shown
 
 # RFC 3463 enhanced status code at the start of a reply line, e.g. "5.1.1".
 _ENHANCED_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3})(?:\s+|$)")
@@ -28,8 +29,6 @@ _AUTH_ECHO_RE = re.compile(r"(?i)\b(AUTH\s+[A-Z0-9_-]+)\s+\S+")
 # A base64 word long enough to hold credentials; redacted when it decodes to AUTH PLAIN's
 # "authzid NUL user NUL password" (or anything else with a NUL byte in it).
 _BASE64_WORD_RE = re.compile(r"[A-Za-z0-9+/]{8,}={0,2}")
-# Terminal control characters (ESC, NUL, C1 ...) never reach the screen, ledger or CSV.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class Outcome(enum.Enum):
@@ -97,8 +96,7 @@ class Reply:
 
 def _shown(text: str, reserved: int) -> str:
     """Return `text` safe to show: no control characters, no credentials, bounded in bytes."""
-    if not text.isprintable():
-        text = _CONTROL_RE.sub("?", text)
+    text = shown(text)  # terminal control characters never reach the screen, ledger or CSV
     if "AUTH" in text.upper():
         text = _AUTH_ECHO_RE.sub(rf"\1 {REDACTED}", text)
     text = _BASE64_WORD_RE.sub(_redact_credentials, text)
