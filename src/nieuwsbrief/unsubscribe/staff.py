@@ -44,8 +44,8 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """The result for one item given to `nieuwsbrief unsubscribe`."""
+class RequestResult:
+    """The result for one item given to `nieuwsbrief unsubscribe` (not a delivery Outcome)."""
 
     item: str
     status: Status
@@ -64,7 +64,7 @@ def unsubscribe_requests(
     db: SuppressionList | Path,
     items: Iterable[str],
     source: str = "staff",
-) -> list[Outcome]:
+) -> list[RequestResult]:
     """Suppress each address, token or pasted subject in `items`; say per item what happened."""
     suppression = db if isinstance(db, SuppressionList) else SuppressionList(db)
     outcomes = []
@@ -73,27 +73,29 @@ def unsubscribe_requests(
     return outcomes
 
 
-def _one_request(secret: str, suppression: SuppressionList, item: str, source: str) -> Outcome:
+def _one_request(
+    secret: str, suppression: SuppressionList, item: str, source: str
+) -> RequestResult:
     # A token first: a pasted mailto URL contains both an address and the token.
     token = find_token(item)
     if token is not None:
         rid = verify_token(secret, token)
         if rid is None:
-            return Outcome(item, Status.INVALID_TOKEN)
+            return RequestResult(item, Status.INVALID_TOKEN)
         address = suppression.address_for(rid)
         if address is None:
-            return Outcome(item, Status.UNKNOWN_TOKEN)
+            return RequestResult(item, Status.UNKNOWN_TOKEN)
         note = "token"
     else:
         candidate = item.removeprefix("mailto:").strip("<>")
         if not _ADDRESS_RE.fullmatch(candidate):
             looks_like_token = _TOKENISH_RE.search(item) and "@" not in item
             status = Status.INVALID_TOKEN if looks_like_token else Status.NOT_AN_ADDRESS
-            return Outcome(item, status)
+            return RequestResult(item, status)
         address = normalise_address(candidate)
         note = ""
     added = suppression.add(address, source, note)
-    return Outcome(item, Status.ADDED if added else Status.ALREADY, address)
+    return RequestResult(item, Status.ADDED if added else Status.ALREADY, address)
 
 
 _LINE_END_RE = re.compile(r"\r\n|\r|\n")
