@@ -13,7 +13,6 @@ from nieuwsbrief.unsubscribe.tokens import (
     TOKEN_LENGTH,
     find_token,
     issue_tag,
-    list_unsubscribe_headers,
     mailto_link,
     make_token,
     make_verp_token,
@@ -126,19 +125,6 @@ def test_links() -> None:
     )
     with pytest.raises(NieuwsbriefError, match="token"):
         unsubscribe_link("https://www.bureau-kennis.net/afmelden/", token)
-
-
-def test_header_pair_follows_rfc_2369_and_8058() -> None:
-    import re
-
-    token = make_token(SECRET, ADDRESS)
-    headers = list_unsubscribe_headers(
-        "https://www.bureau-kennis.net/afmelden/{token}", "afmelden@bureau-kennis.net", token
-    )
-    value = headers["List-Unsubscribe"]
-    assert re.fullmatch(r"<[^<>\s]+>(\s*,\s*<[^<>\s]+>)*", value)
-    assert value.startswith("<https://")
-    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
 # -- VERP return-path tokens ------------------------------------------------------------------

@@ -21,7 +21,6 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LOCALE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
 _translation: gettext.NullTranslations = gettext.NullTranslations()
-_language = "en"
 
 
 def locale_language(environ: Mapping[str, str] | None = None) -> str:
@@ -37,20 +36,14 @@ def locale_language(environ: Mapping[str, str] | None = None) -> str:
 
 def setup(language: str | None = None) -> str:
     """Speak `language` ('nl' or 'en'), or the locale's language when None; return the choice."""
-    global _translation, _language
+    global _translation
     chosen = language if language in LANGUAGES else locale_language()
     if chosen == "en":
         _translation = gettext.NullTranslations()
     else:
         # fallback=False: a missing catalog is a packaging mistake, not a reason to go English.
         _translation = gettext.translation(DOMAIN, LOCALE_DIR, languages=[chosen])
-    _language = chosen
     return chosen
-
-
-def current_language() -> str:
-    """Return the language chosen by the last setup() ('en' before any)."""
-    return _language
 
 
 def _(message: str) -> str:

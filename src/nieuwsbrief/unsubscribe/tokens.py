@@ -138,15 +138,6 @@ def mailto_link(address: str, token: str) -> str:
     return f"mailto:{address}?subject=afmelden%20{token}"
 
 
-def list_unsubscribe_headers(url_template: str, mailto_address: str, token: str) -> dict[str, str]:
-    """Return the RFC 2369 / RFC 8058 header pair for one recipient."""
-    https = unsubscribe_link(url_template, token)
-    return {
-        "List-Unsubscribe": f"<{https}>, <{mailto_link(mailto_address, token)}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
-
-
 # -- VERP return-path tokens --------------------------------------------------------------------
 #
 # The envelope sender of each message is `local+<token>@domain` (VERP), so a bounce names the
