@@ -15,11 +15,18 @@ from dataclasses import dataclass, replace
 from datetime import date
 from email import policy
 from email.message import EmailMessage, Message
-from html.parser import HTMLParser
 from pathlib import Path
 
 from nieuwsbrief import clock
-from nieuwsbrief.compose import SIZE_WARNING_BYTES, Composed, FactoryMaker, compose_issue
+from nieuwsbrief.compose import (
+    SIZE_WARNING_BYTES,
+    Composed,
+    FactoryMaker,
+    compose_issue,
+    encoded_size,
+    near_clipping,
+)
+from nieuwsbrief.htmltext import VisibleTextParser
 from nieuwsbrief.i18n import _, ngettext
 from nieuwsbrief.model import Finding, Issue, SourceMap
 from nieuwsbrief.render import TEXT_TEMPLATE
@@ -28,7 +35,6 @@ __all__ = ["CheckReport", "Finding", "check_composed", "check_issue", "check_mes
 
 # Gmail clips a message whose encoded HTML exceeds ~102 KB (EMAIL-STANDARDS 3.1); stay clear of it.
 HTML_SIZE_LIMIT = 100_000
-HTML_SIZE_WARNING = SIZE_WARNING_BYTES
 # Gmail drops all <style> content beyond 16 KB (EMAIL-STANDARDS 3.2).
 STYLE_SIZE_LIMIT = 16_384
 PREHEADER_MAX_CHARS = 100
@@ -349,19 +355,17 @@ class _Element:
         return _("HTML line {line}").format(line=self.line)
 
 
-class _PageParser(HTMLParser):
+class _PageParser(VisibleTextParser):
     """Collect what the checks need from an HTML document in one pass."""
 
     def __init__(self, source_map: SourceMap) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.source_map = source_map
         self.tag_count = 0  # start tags so far: the index the source map uses
         self.images: list[_Element] = []
         self.links: list[_Element] = []
         self.targets: set[str] = set()  # id and <a name> values, for #fragment links
         self.style_text: list[str] = []
-        self.body_text: list[str] = []
-        self._skip = 0  # depth inside <head>, <style>, <script>: not visible text
         self._in_style = False
         self._link: _Element | None = None
 
@@ -381,23 +385,23 @@ class _PageParser(HTMLParser):
         elif tag == "a":
             self._link = element
             self.links.append(self._link)
-        elif tag in ("head", "style", "script", "title"):
-            self._skip += 1
-            self._in_style = tag == "style"
+        elif tag == "style":
+            self._in_style = True
+        super().handle_starttag(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "a":
             self._link = None
-        elif tag in ("head", "style", "script", "title") and self._skip:
-            self._skip -= 1
+        elif tag == "style":
             self._in_style = False
+        super().handle_endtag(tag)
 
     def handle_data(self, data: str) -> None:
         if self._in_style:
             self.style_text.append(data)
-        if self._skip:
+        if self.hidden:
             return
-        self.body_text.append(data)
+        super().handle_data(data)
         if self._link is not None:
             self._link.text += data
 
@@ -420,7 +424,7 @@ def _parse_html(html: str, source_map: SourceMap) -> _Page:
         links=tuple(parser.links),
         targets=frozenset(parser.targets),
         style_bytes=len("".join(parser.style_text).encode("utf-8")),
-        text=_normalise(" ".join(parser.body_text)),
+        text=_normalise(" ".join(parser.visible)),
     )
 
 
@@ -436,7 +440,7 @@ def _check_size(message: EmailMessage, page: _Page) -> tuple[list[Finding], list
             )
         )
     else:
-        size = _encoded_size(html_part)
+        size = encoded_size(html_part)
         what = _(
             "the text/html part is {size:,} bytes as encoded in the message; Gmail "
             "clips above ~102 KB and hides the rest, including the unsubscribe link"
@@ -450,12 +454,12 @@ def _check_size(message: EmailMessage, page: _Page) -> tuple[list[Finding], list
                     ),
                 )
             )
-        elif size >= HTML_SIZE_WARNING:
+        elif near_clipping(size):
             warnings.append(
                 Finding(
                     "size",
                     _("{what}: this issue is close, keep it below {limit:,}").format(
-                        what=what, limit=HTML_SIZE_WARNING
+                        what=what, limit=SIZE_WARNING_BYTES
                     ),
                 )
             )
@@ -748,14 +752,6 @@ def _find_part(message: EmailMessage, content_type: str) -> Message | None:
         if part.get_content_type() == content_type and not part.is_multipart():
             return part
     return None
-
-
-def _encoded_size(part: Message) -> int:
-    """Return the size of a part's body as it stands in the message, transfer encoding included."""
-    payload = part.get_payload(decode=False)
-    assert isinstance(payload, str)
-    # The bytes parser keeps non-ASCII bytes as surrogate escapes; undo that to count bytes.
-    return len(payload.encode("ascii", "surrogateescape"))
 
 
 def _normalise(value: str) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import email
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from pathlib import Path
 
 from nieuwsbrief.content.brand import load_brand
@@ -22,7 +22,7 @@ HTML_FILE = "email.html"
 TEXT_FILE = "email.txt"
 EML_FILE = "preview.eml"
 # Gmail clips a message whose HTML is over about 102 KB; warn well before that.
-SIZE_WARNING_BYTES = 90_000  # the same threshold as `nieuwsbrief check`
+SIZE_WARNING_BYTES = 90_000  # compose, check and preview warn from here on (near_clipping)
 
 FactoryMaker = Callable[[RenderedIssue, Brand], MessageFactory]
 
@@ -50,19 +50,30 @@ def encoded_html_size(eml: bytes) -> int:
     """Return the byte size of the text/html part as it is encoded in a message."""
     message = email.message_from_bytes(eml, policy=policy.default)
     for part in message.walk():
-        if part.get_content_type() == "text/html":
-            payload = part.get_payload(decode=False)
-            return len(str(payload).encode("ascii", "replace"))
+        if part.get_content_type() == "text/html" and not part.is_multipart():
+            return encoded_size(part)
     return 0
 
 
-def sample_subscriber(brand: Brand, needs: frozenset[str] = frozenset()) -> Subscriber:
+def encoded_size(part: Message) -> int:
+    """Return the size of a part's body as it stands in the message, transfer encoding included."""
+    payload = part.get_payload(decode=False)
+    assert isinstance(payload, str)
+    # The bytes parser keeps non-ASCII bytes as surrogate escapes; undo that to count bytes.
+    return len(payload.encode("ascii", "surrogateescape"))
+
+
+def near_clipping(size: int) -> bool:
+    """Return whether an encoded HTML part of `size` bytes is close to Gmail's clipping."""
+    return size >= SIZE_WARNING_BYTES
+
+
+def sample_subscriber(brand: Brand, columns: Iterable[str] = ()) -> Subscriber:
     """Return the example recipient that compose and preview personalise for.
 
-    Merge fields the template uses show as "[name]", so a tester sees where they go.
+    The list columns the issue uses (MessageFactory.columns) show as "[name]", so a tester
+    sees where they go.
     """
-    columns = {n.removeprefix("field_") for n in needs if n.startswith("field_")}
-    columns |= brand.greeting_columns - {"name"}
     fields = {column: f"[{column}]" for column in sorted(columns)}
     return Subscriber(email=brand.sample_email, name=brand.sample_name, fields=fields)
 
@@ -84,7 +95,7 @@ def compose_issue(
     brand = load_brand(templates_dir)
     rendered = render_issue(issue, brand, templates_dir, web_url)
     factory = factory_for(rendered, brand)
-    sample = subscriber or sample_subscriber(brand, factory.needs)
+    sample = subscriber or sample_subscriber(brand, factory.columns)
     eml = factory.build(sample)
     html, text = message_parts(eml)
     return Composed(issue, brand, rendered, factory, sample, html, text, eml)

@@ -23,6 +23,7 @@ from nieuwsbrief.errors import ConfigError, NieuwsbriefError
 from nieuwsbrief.home import Home, find_home
 from nieuwsbrief.i18n import LANGUAGES, _
 from nieuwsbrief.model import SECURITIES, Security
+from nieuwsbrief.text import breaks_header
 from nieuwsbrief.unsubscribe.tokens import MAX_LOCAL_PART, MIN_SECRET_LENGTH, VERP_TOKEN_LENGTH
 
 DEFAULT_PORTS: dict[Security, int] = {"starttls": 587, "ssl": 465, "none": 25}
@@ -341,9 +342,7 @@ def _parse_returns(
     """Parse the return-path (bounce address, VERP) and returns-mailbox (IMAP) settings."""
     bounce = get("NIEUWSBRIEF_BOUNCE_ADDRESS")
     if bounce is not None:
-        problem = (
-            _("contains a line break") if _has_line_break(bounce) else _address_problem(bounce)
-        )
+        problem = _("contains a line break") if breaks_header(bounce) else _address_problem(bounce)
         if problem is None and "+" in bounce.partition("@")[0]:
             problem = _("has a '+' before '@'; VERP adds +<token> itself")
         elif problem is None and len(bounce.partition("@")[0]) > VERP_LOCAL_MAX:
@@ -532,7 +531,7 @@ def _parse_address(name: str, value: str | None, errors: list[str]) -> str | Non
     """Check 'Name <addr@domain>' or 'addr@domain' and return it as given."""
     if value is None:
         return None
-    if _has_line_break(value):
+    if breaks_header(value):
         errors.append(
             _("{name}: contains a line break; give one line like Name <addr@domain.nl>").format(
                 name=name
@@ -570,7 +569,7 @@ def _parse_mailto(value: str | None, errors: list[str]) -> str | None:
     # People paste the link they know; keep only the address, which is what List-Unsubscribe needs.
     address = value.removeprefix("mailto:")
     problem = (
-        _("contains a line break") if _has_line_break(address) else _address_problem(address) or ""
+        _("contains a line break") if breaks_header(address) else _address_problem(address) or ""
     )
     if problem or "<" in address:
         errors.append(
@@ -739,10 +738,6 @@ def _readable_by_others(path: Path) -> bool:
     except OSError:
         return False
     return bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
-
-
-def _has_line_break(value: str) -> bool:
-    return any(c in value for c in "\r\n\x00")
 
 
 def _display_path(path: Path, base_dir: Path) -> str:

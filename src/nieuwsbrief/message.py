@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import html
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy, quoprimime
 from email.headerregistry import Address
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr, quote
+from pathlib import Path
 
 from nieuwsbrief import clock as clock_mod
 from nieuwsbrief.addresses import smtp_address
-from nieuwsbrief.errors import MessageError
+from nieuwsbrief.errors import MessageError, SubscriberListError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.model import MERGE_MARKER_RE, Brand, RenderedIssue, Subscriber
 from nieuwsbrief.text import breaks_header
@@ -113,11 +114,6 @@ def _html_escape(value: str) -> str:
     return html.escape(value, quote=True)
 
 
-def merge_names(rendered: RenderedIssue) -> frozenset[str]:
-    """Return the names of the personal values a rendered issue needs."""
-    return frozenset(MERGE_MARKER_RE.findall(rendered.html + rendered.text))
-
-
 def personalise(text: str, values: Mapping[str, str], *, is_html: bool) -> str:
     """Return `text` with its merge markers replaced (escaped for HTML when `is_html`)."""
     escape = _html_escape if is_html else _identity
@@ -190,6 +186,20 @@ class MessageFactory:
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode()
         self._tail = f"\r\n--{self._boundary}--\r\n".encode()
+
+    def require_columns(self, list_path: Path, columns: Sequence[str]) -> None:
+        """Refuse a list without a column the issue uses, saying where the issue uses it."""
+        missing = sorted(set(self.columns) - set(columns))
+        if missing:
+            used = "; ".join(
+                f"{column!r} ({self.columns[column] or _('the template')})" for column in missing
+            )
+            raise SubscriberListError(
+                _(
+                    "{path}: the issue uses the column(s) {used}, but the list has only the "
+                    "columns {columns}; add the column to the list or change the text that uses it"
+                ).format(path=list_path, used=used, columns=", ".join(columns))
+            )
 
     def values(
         self, subscriber: Subscriber, links: UnsubscribeLinks | None = None

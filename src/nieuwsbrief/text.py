@@ -12,6 +12,8 @@ Three rules, each used where its name says:
   (EMAIL-STANDARDS 2.7). `breaks_header` (a line break or a NUL) is message.py's last guard.
 - `shown`: text from outside (a server's reply) made safe for a terminal, the ledger and a CSV:
   every control character and CR becomes "?"; line feeds stay.
+
+Cheap to import (config.py uses it at start-up); the visible text of HTML is in htmltext.py.
 """
 
 from __future__ import annotations

@@ -17,22 +17,22 @@ from dataclasses import dataclass, replace
 from email import policy
 from email.headerregistry import AddressHeader
 from email.parser import BytesHeaderParser
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from nieuwsbrief.check import CheckReport, check_composed
 from nieuwsbrief.compose import (
-    SIZE_WARNING_BYTES,
     Composed,
     FactoryMaker,
     compose_issue,
     encoded_html_size,
     message_parts,
+    near_clipping,
 )
 from nieuwsbrief.content.issue import default_agenda_path
 from nieuwsbrief.errors import NieuwsbriefError, PreviewError
+from nieuwsbrief.htmltext import visible_text
 from nieuwsbrief.i18n import _
 from nieuwsbrief.message import MessageFactory
 from nieuwsbrief.model import Subscriber
@@ -110,32 +110,9 @@ class MessageView:
     notes: tuple[str, ...]
 
 
-class _SnippetParser(HTMLParser):
-    """Collect the visible text of an email body in order, as an inbox list reads it."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("head", "style", "script", "title"):
-            self._skip += 1
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("head", "style", "script", "title") and self._skip:
-            self._skip -= 1
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
 def inbox_snippet(html: str, limit: int = 140) -> str:
     """Return the first words of an email's body as a mail client's inbox list shows them."""
-    parser = _SnippetParser()
-    parser.feed(html)
-    text = _SPACER_RUN_RE.split(" ".join(parser.parts), maxsplit=1)[0]
+    text = _SPACER_RUN_RE.split(" ".join(visible_text(html)), maxsplit=1)[0]
     text = " ".join(_INVISIBLE_RE.sub("", text).split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
@@ -326,7 +303,7 @@ class PreviewState:
             )
         html, text = message_parts(eml)
         size = encoded_html_size(eml)
-        notes = (_size_warning(size),) if size > SIZE_WARNING_BYTES else ()
+        notes = (_size_warning(size),) if near_clipping(size) else ()
         return MessageView(eml, html, text, notes)
 
     def page_data(self, who: str) -> dict[str, Any]:
@@ -359,7 +336,7 @@ class PreviewState:
             "headers": header_block(view.eml),
             "sizeBytes": size,
             "sizeKb": f"{size / 1024:.1f}".replace(".", ","),
-            "sizeWarning": size > SIZE_WARNING_BYTES,
+            "sizeWarning": near_clipping(size),
             "notes": list(view.notes),
             "htmlUrl": f"/email.html?who={quote(who, safe='')}&v={version}&run={self.run_id}",
             "emlUrl": f"/message.eml?who={quote(who, safe='')}",

@@ -31,7 +31,6 @@ from nieuwsbrief.errors import (
     LedgerError,
     NieuwsbriefError,
     PartialSendError,
-    SubscriberListError,
     UsageError,
 )
 from nieuwsbrief.home import Home
@@ -331,20 +330,6 @@ def _plan(
     return plan
 
 
-def _check_merge_fields(factory: MessageFactory, subscribers: SubscriberList) -> None:
-    missing = sorted(set(factory.columns) - set(subscribers.columns))
-    if missing:
-        used = "; ".join(
-            f"{column!r} ({factory.columns[column] or _('the template')})" for column in missing
-        )
-        raise SubscriberListError(
-            _(
-                "{path}: the issue uses the column(s) {used}, but the list has only the columns "
-                "{columns}; add the column to the list or change the text that uses it"
-            ).format(path=subscribers.path, used=used, columns=", ".join(subscribers.columns))
-        )
-
-
 def return_path(settings: Settings, issue: str, default: str, address: str) -> str:
     """Return the envelope sender: the bounce address, per recipient with VERP, else `default`."""
     if settings.bounce_address is None:
@@ -420,7 +405,7 @@ def send_issue(
 
     composed, check = _compose_checked(request, settings, factory_for(""), warn)
     factory = composed.factory
-    _check_merge_fields(factory, subscribers)
+    factory.require_columns(subscribers.path, subscribers.columns)
     key = issue_key(home, composed.issue)
 
     if request.dry_run:
@@ -744,7 +729,7 @@ def _send_proofs(
     composed = _compose_checked(request, settings, factory_for(PROOF_PREFIX), warn)[0]
     factory = composed.factory
     if subscribers is not None:
-        _check_merge_fields(factory, subscribers)
+        factory.require_columns(subscribers.path, subscribers.columns)
     plan = Plan(
         subject=PROOF_PREFIX + composed.rendered.subject,
         server=settings.server_label,
