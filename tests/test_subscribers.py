@@ -148,7 +148,8 @@ def test_invalid_rows_keep_physical_line_numbers(tmp_path: Path) -> None:
 
 
 def test_header_case_variants(tmp_path: Path) -> None:
-    for header in ("E-mailadres", "EMAIL", " Email Address ", "e-mail", "MAIL"):
+    headers = ("E-mailadres", "EMAIL", " Email Address ", "e-mail", "MAIL", "Mailadres")
+    for header in (*headers, "EmailAddress", "E-mailaddress"):
         lst = load_subscribers(write(tmp_path, f"Naam;{header}\nAnn;ann@voorbeeld.nl\n".encode()))
         assert lst.subscribers[0].email == "ann@voorbeeld.nl", header
         assert lst.subscribers[0].name == "Ann", header

@@ -39,6 +39,10 @@ def test_request_file_csv_cp1252_comma_and_tab(tmp_path: Path) -> None:
     tab = tmp_path / "b.tsv"
     tab.write_text("E-mail\tNaam\njan@gemeente.nl\tJan\n", encoding="utf-8")
     assert read_request_file(tab) == ["jan@gemeente.nl"]
+    # The request file and the subscriber list know the same e-mail columns (one table).
+    crm = tmp_path / "c.csv"
+    crm.write_text("Mailadres;Naam\npiet@gemeente.nl;Piet\n", encoding="utf-8")
+    assert read_request_file(crm) == ["piet@gemeente.nl"]
 
 
 def test_request_file_missing(tmp_path: Path) -> None:

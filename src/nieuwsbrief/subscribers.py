@@ -39,6 +39,9 @@ EMAIL_ALIASES = (
     "mail",
     "e_mail_address",
     "email_address",
+    "emailaddress",
+    "e_mailaddress",
+    "mailadres",
 )
 NAME_ALIASES = ("naam", "name", "volledige_naam", "full_name")
 FIRST_NAME_ALIASES = ("voornaam", "first_name", "firstname", "roepnaam")
