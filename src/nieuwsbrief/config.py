@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from nieuwsbrief.addresses import invalid_reason, is_loopback_host
+from nieuwsbrief.addresses import invalid_reason, is_loopback_host, split_address
 from nieuwsbrief.errors import ConfigError, NieuwsbriefError
 from nieuwsbrief.home import Home, find_home
 from nieuwsbrief.i18n import LANGUAGES, _
@@ -343,9 +343,9 @@ def _parse_returns(
     bounce = get("NIEUWSBRIEF_BOUNCE_ADDRESS")
     if bounce is not None:
         problem = _("contains a line break") if breaks_header(bounce) else _address_problem(bounce)
-        if problem is None and "+" in bounce.partition("@")[0]:
+        if problem is None and "+" in split_address(bounce)[0]:
             problem = _("has a '+' before '@'; VERP adds +<token> itself")
-        elif problem is None and len(bounce.partition("@")[0]) > VERP_LOCAL_MAX:
+        elif problem is None and len(split_address(bounce)[0]) > VERP_LOCAL_MAX:
             problem = _(
                 "the part before '@' is longer than {VERP_LOCAL_MAX} characters (VERP)"
             ).format(VERP_LOCAL_MAX=VERP_LOCAL_MAX)

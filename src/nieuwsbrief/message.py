@@ -18,7 +18,7 @@ from email.utils import format_datetime, formataddr, make_msgid, parseaddr, quot
 from pathlib import Path
 
 from nieuwsbrief import clock as clock_mod
-from nieuwsbrief.addresses import smtp_address
+from nieuwsbrief.addresses import smtp_address, split_address
 from nieuwsbrief.errors import MessageError, SubscriberListError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.model import MERGE_MARKER_RE, Brand, RenderedIssue, Subscriber
@@ -144,7 +144,7 @@ class MessageFactory:
                 _("the sender '{sender}' is not an e-mail address").format(sender=envelope.sender)
             )
         self.sender_address = address
-        self._msgid_domain = address.rsplit("@", 1)[1]
+        self._msgid_domain = split_address(address)[1]
         self._html = _split(rendered.html)
         self._text = _split(rendered.text)
         self.needs = frozenset(self._html.names + self._text.names)
@@ -274,7 +274,7 @@ def make_factory(
 ) -> MessageFactory:
     """Return the factory for a send: sender and unsubscribe settings, defaults from the brand."""
     mailto_address = unsubscribe_mailto or brand.email
-    domain = (sender and parseaddr(sender)[1].rpartition("@")[2]) or brand.email.rpartition("@")[2]
+    domain = (sender and split_address(parseaddr(sender)[1])[1]) or split_address(brand.email)[1]
 
     def links(address: str) -> UnsubscribeLinks:
         token = make_token(secret, address)

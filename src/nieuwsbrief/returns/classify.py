@@ -19,6 +19,8 @@ from enum import StrEnum
 
 import flufl.bounce
 
+from nieuwsbrief.addresses import split_address
+
 MAX_MESSAGE_BYTES = 5_000_000  # a report is small; anything bigger is skipped with a note
 MAX_PARTS = 200
 MAX_RECIPIENTS = 100  # per report; a DSN listing more is a list bounce, not ours
@@ -319,7 +321,7 @@ def _other_bounce(
 
 def _looks_like_bounce(msg: Message, base: Returned) -> bool:
     """Tell a message from a mail system apart from one a person wrote (before flufl.bounce)."""
-    sender = base.sender.partition("@")[0]
+    sender = split_address(base.sender)[0]
     return (
         sender in ("mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon")
         or msg.get("X-Failed-Recipients") is not None

@@ -20,7 +20,7 @@ from datetime import date
 from pathlib import Path
 
 from nieuwsbrief import clock
-from nieuwsbrief.addresses import normalise_address
+from nieuwsbrief.addresses import normalise_address, split_address
 from nieuwsbrief.i18n import _
 from nieuwsbrief.returns.classify import Failure, Kind, Returned, classify
 from nieuwsbrief.returns.sources import Item, Source
@@ -316,10 +316,10 @@ def _suppress(
 
 def _verp_tokens(returned: Returned, bounce_address: str | None) -> list[str]:
     """Return the `+detail` of every address the report was sent to that is our return path."""
-    local, _, domain = (bounce_address or "").lower().rpartition("@")
+    local, domain = split_address((bounce_address or "").lower())
     details = []
     for address in returned.addressed_to:
-        their_local, _, their_domain = address.rpartition("@")
+        their_local, their_domain = split_address(address)
         base, plus, detail = their_local.partition("+")
         if not plus:
             continue

@@ -36,6 +36,7 @@ from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 
+from nieuwsbrief.addresses import split_address
 from nieuwsbrief.errors import ConfigError, EndpointError, NieuwsbriefError
 from nieuwsbrief.i18n import _
 from nieuwsbrief.templating import style_source
@@ -81,7 +82,7 @@ _ALLOW = "GET, HEAD, POST"
 
 def mask_address(address: str) -> str:
     """Return `address` with the local part hidden: jan@gemeente.nl -> j***@gemeente.nl."""
-    local, _, domain = address.rpartition("@")
+    local, domain = split_address(address)
     return f"{local[:1]}***@{domain}"
 
 

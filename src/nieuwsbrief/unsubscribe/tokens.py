@@ -20,7 +20,7 @@ import re
 from functools import lru_cache
 from urllib.parse import unquote
 
-from nieuwsbrief.addresses import normalise_address
+from nieuwsbrief.addresses import normalise_address, split_address
 from nieuwsbrief.errors import ConfigError
 from nieuwsbrief.i18n import _
 
@@ -194,8 +194,8 @@ def make_verp_token(secret: str, address: str, issue_id: str) -> str:
 
 def verp_address(bounce_address: str, token: str) -> str:
     """Return `local+token@domain` for the bounce address `local@domain`; check the length."""
-    local, at, domain = bounce_address.rpartition("@")
-    if not at or not local:
+    local, domain = split_address(bounce_address)
+    if not local:
         raise ConfigError(
             _("the bounce address {bounce_address!r} has no local part").format(
                 bounce_address=bounce_address
