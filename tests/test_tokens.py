@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.errors import ConfigError, NieuwsbriefError
 from nieuwsbrief.unsubscribe.tokens import (
     MAX_LOCAL_PART,
     TOKEN_LENGTH,
@@ -123,8 +123,10 @@ def test_links() -> None:
         mailto_link("afmelden@bureau-kennis.net", token)
         == f"mailto:afmelden@bureau-kennis.net?subject=afmelden%20{token}"
     )
-    with pytest.raises(NieuwsbriefError, match="token"):
-        unsubscribe_link("https://www.bureau-kennis.net/afmelden/", token)
+    for template in ("https://www.bureau-kennis.net/afmelden/", "https://x.nl/{token}/{token}"):
+        # The same rule as the setting (config.py): the placeholder exactly once.
+        with pytest.raises(ConfigError, match="exactly once"):
+            unsubscribe_link(template, token)
 
 
 # -- VERP return-path tokens ------------------------------------------------------------------

@@ -24,7 +24,12 @@ from nieuwsbrief.home import Home, find_home
 from nieuwsbrief.i18n import LANGUAGES, _
 from nieuwsbrief.model import SECURITIES, Security
 from nieuwsbrief.text import breaks_header
-from nieuwsbrief.unsubscribe.tokens import MAX_LOCAL_PART, MIN_SECRET_LENGTH, VERP_TOKEN_LENGTH
+from nieuwsbrief.unsubscribe.tokens import (
+    MAX_LOCAL_PART,
+    MIN_SECRET_LENGTH,
+    VERP_TOKEN_LENGTH,
+    has_one_token_placeholder,
+)
 
 DEFAULT_PORTS: dict[Security, int] = {"starttls": 587, "ssl": 465, "none": 25}
 PREFIX = "NIEUWSBRIEF_"
@@ -589,7 +594,7 @@ def _parse_unsubscribe_url(value: str | None, errors: list[str]) -> str | None:
         return None
     name = "NIEUWSBRIEF_UNSUBSCRIBE_URL"
     example = _("for example {url}").format(url="https://www.bureau-kennis.net/afmelden?t={token}")
-    if value.count("{token}") != 1:
+    if not has_one_token_placeholder(value):
         errors.append(
             _("{name}: {value} must contain {placeholder} exactly once; {example}").format(
                 name=name, value=repr(value), placeholder="{token}", example=example

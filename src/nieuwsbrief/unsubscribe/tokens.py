@@ -112,13 +112,18 @@ def find_token(text: str) -> str | None:
     return None
 
 
+def has_one_token_placeholder(url_template: str) -> bool:
+    """Tell whether an unsubscribe URL template holds the `{token}` placeholder exactly once."""
+    return url_template.count("{token}") == 1
+
+
 def require_token_placeholder(url_template: str) -> None:
-    """Refuse an unsubscribe URL template without the `{token}` placeholder."""
-    if "{token}" not in url_template:
+    """Refuse an unsubscribe URL template without exactly one `{token}` placeholder."""
+    if not has_one_token_placeholder(url_template):
         raise ConfigError(
             _(
-                "the unsubscribe URL {url} has no {placeholder} placeholder; "
-                "set NIEUWSBRIEF_UNSUBSCRIBE_URL to e.g. {example}"
+                "the unsubscribe URL {url} must contain the {placeholder} placeholder exactly "
+                "once; set NIEUWSBRIEF_UNSUBSCRIBE_URL to e.g. {example}"
             ).format(
                 url=repr(url_template),
                 placeholder="'{token}'",
