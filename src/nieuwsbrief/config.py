@@ -25,15 +25,14 @@ from nieuwsbrief.i18n import LANGUAGES, _
 from nieuwsbrief.model import SECURITIES, Security
 from nieuwsbrief.text import breaks_header
 from nieuwsbrief.unsubscribe.tokens import (
-    MAX_LOCAL_PART,
     MIN_SECRET_LENGTH,
-    VERP_TOKEN_LENGTH,
+    VERP_LOCAL_MAX,
     has_one_token_placeholder,
+    verp_local_fits,
 )
 
 DEFAULT_PORTS: dict[Security, int] = {"starttls": 587, "ssl": 465, "none": 25}
 PREFIX = "NIEUWSBRIEF_"
-VERP_LOCAL_MAX = MAX_LOCAL_PART - VERP_TOKEN_LENGTH - 1  # room left for local+<token>
 KNOWN_VARIABLES = (
     "NIEUWSBRIEF_SMTP_HOST",
     "NIEUWSBRIEF_SMTP_PORT",
@@ -350,7 +349,7 @@ def _parse_returns(
         problem = _("contains a line break") if breaks_header(bounce) else _address_problem(bounce)
         if problem is None and "+" in split_address(bounce)[0]:
             problem = _("has a '+' before '@'; VERP adds +<token> itself")
-        elif problem is None and len(split_address(bounce)[0]) > VERP_LOCAL_MAX:
+        elif problem is None and not verp_local_fits(split_address(bounce)[0]):
             problem = _(
                 "the part before '@' is longer than {VERP_LOCAL_MAX} characters (VERP)"
             ).format(VERP_LOCAL_MAX=VERP_LOCAL_MAX)

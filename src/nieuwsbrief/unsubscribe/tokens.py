@@ -163,6 +163,7 @@ _VERP_MAC_BYTES = 9
 _VERP_BODY_CHARS = 8 * (_ID_BYTES + _ISSUE_TAG_BYTES + _VERP_MAC_BYTES) // 5  # 40
 VERP_TOKEN_LENGTH = len(VERP_VERSION) + _VERP_BODY_CHARS
 MAX_LOCAL_PART = 64  # RFC 5321 4.5.3.1.1
+VERP_LOCAL_MAX = MAX_LOCAL_PART - VERP_TOKEN_LENGTH - 1  # octets left for local in local+<token>
 VERP_TOKEN_RE = re.compile(rf"{VERP_VERSION}[a-z2-7]{{{_VERP_BODY_CHARS}}}", re.IGNORECASE)
 
 _ISSUE_LABEL = b"nieuwsbrief/verp/issue-tag/v1"
@@ -197,6 +198,11 @@ def make_verp_token(secret: str, address: str, issue_id: str) -> str:
     return VERP_VERSION + base64.b32encode(raw).decode("ascii").lower()
 
 
+def verp_local_fits(local: str) -> bool:
+    """Tell whether `local`+<VERP token> fits the 64 octets of a local part (RFC 5321)."""
+    return len(local.encode("utf-8")) <= VERP_LOCAL_MAX
+
+
 def verp_address(bounce_address: str, token: str) -> str:
     """Return `local+token@domain` for the bounce address `local@domain`; check the length."""
     local, domain = split_address(bounce_address)
@@ -206,18 +212,15 @@ def verp_address(bounce_address: str, token: str) -> str:
                 bounce_address=bounce_address
             )
         )
-    verp_local = f"{local}+{token}"
-    if len(verp_local.encode("utf-8")) > MAX_LOCAL_PART:
+    if not verp_local_fits(local):
         raise ConfigError(
             _(
                 "the bounce address {bounce_address!r} is too long for VERP: "
                 "its part before '@' may have at most {MAX_LOCAL_PART} "
                 "characters"
-            ).format(
-                bounce_address=bounce_address, MAX_LOCAL_PART=MAX_LOCAL_PART - VERP_TOKEN_LENGTH - 1
-            )
+            ).format(bounce_address=bounce_address, MAX_LOCAL_PART=VERP_LOCAL_MAX)
         )
-    return f"{verp_local}@{domain}"
+    return f"{local}+{token}@{domain}"
 
 
 def verify_verp_token(secret: str, token: object) -> tuple[str, str] | None:
