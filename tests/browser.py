@@ -53,7 +53,9 @@ def chromium_path() -> str | None:
 _shared: dict[str, Any] = {"users": 0}
 
 
-def browser_fixture(scope: str = "module") -> Callable[..., Any]:
+def browser_fixture(
+    scope: Literal["session", "package", "module", "class", "function"] = "module",
+) -> Callable[..., Any]:
     """Return a pytest fixture that gives the (shared) headless Chromium for `scope`."""
 
     @pytest.fixture(scope=scope)

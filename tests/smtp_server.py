@@ -82,9 +82,9 @@ class _Handler:
 
     async def handle_EHLO(
         self,
-        server: SMTP,
+        server: _Smtp,
         session: Session,
-        envelope: Envelope,
+        envelope: _Envelope,
         hostname: str,
         responses: list[str],
     ) -> list[str]:
@@ -97,7 +97,7 @@ class _Handler:
         return responses
 
     async def handle_MAIL(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+        self, server: _Smtp, session: Session, envelope: _Envelope, address: str, options: list[str]
     ) -> str:
         reply = self.owner._mail_fault()
         if reply:
@@ -105,36 +105,35 @@ class _Handler:
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         # Pipelined clients send RCPT and DATA in the same write as MAIL (RFC 2920).
-        buffered = bytes(server._reader._buffer)
-        envelope.nb_pipelined = b"RCPT" in buffered.upper()
+        envelope.nb_pipelined = b"RCPT" in server.buffered().upper()
         return "250 2.1.0 Ok"
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+        self, server: _Smtp, session: Session, envelope: _Envelope, address: str, options: list[str]
     ) -> str:
         reply = self.owner._fault(address, "rcpt")
         if reply:
             if reply.startswith("421"):
-                server.loop.call_soon(server.transport.close)  # after the reply is written
+                server.loop.call_soon(server.live_transport().close)  # after the reply is written
             return reply
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(options)
         return "250 2.1.5 Ok"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: _Smtp, session: Session, envelope: _Envelope) -> str:
         server.nb_messages += 1
         owner = self.owner
         # A client that pipelines across transactions sends the next MAIL right behind the body.
-        chained = bytes(server._reader._buffer[:10]).upper() == b"MAIL FROM:"
+        chained = server.buffered()[:10].upper() == b"MAIL FROM:"
+        content = envelope.content
+        assert isinstance(content, bytes)  # decode_data is off
         message = Received(
-            mail_from=envelope.mail_from,
+            mail_from=envelope.mail_from or "",
             rcpt_tos=tuple(envelope.rcpt_tos),
             # headers_only: keep the header block, so 10,000 messages do not fill the memory.
-            data=envelope.content.split(b"\r\n\r\n", 1)[0]
-            if owner.headers_only
-            else envelope.content,
+            data=content.split(b"\r\n\r\n", 1)[0] if owner.headers_only else content,
             session=server.nb_session,
-            pipelined=getattr(envelope, "nb_pipelined", False),
+            pipelined=envelope.nb_pipelined,
             chained=chained,
         )
         if owner.drop_after is not None and server.nb_messages > owner.drop_after:
@@ -144,26 +143,42 @@ class _Handler:
                 owner.drops_chained += chained
                 if owner.drop_keeps_message:
                     owner._messages.append(message)
-            server.transport.abort()
+            server.live_transport().abort()
             await asyncio.sleep(5)  # cancelled by connection_lost long before this ends
             return "421 4.4.2 not reached"
         for rcpt in envelope.rcpt_tos:
             reply = owner._fault(rcpt, "data")
             if reply:
                 if reply.startswith("421"):
-                    server.loop.call_soon(server.transport.close)
+                    server.loop.call_soon(server.live_transport().close)
                 return reply
         with owner._lock:
             owner._messages.append(message)
         return f"250 2.0.0 Ok: queued as {len(owner._messages)}"
 
 
-class _Smtp(SMTP):  # type: ignore[misc]
+class _Envelope(Envelope):
+    nb_pipelined = False
+
+
+class _Smtp(SMTP):
     nb_session = 0
     nb_messages = 0
 
+    def _create_envelope(self) -> _Envelope:
+        return _Envelope()
 
-class _Controller(Controller):  # type: ignore[misc]
+    def buffered(self) -> bytes:
+        """What the client sent that the server has not read yet (pipelined commands)."""
+        return bytes(self._reader._buffer)  # type: ignore[attr-defined]  # StreamReader's own
+
+    def live_transport(self) -> asyncio.Transport:
+        transport = self.transport
+        assert isinstance(transport, asyncio.Transport)
+        return transport
+
+
+class _Controller(Controller):
     def factory(self) -> SMTP:
         with warnings.catch_warnings():
             # "Requiring AUTH while not requiring TLS": intended for implicit TLS and loopback.

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -220,7 +221,17 @@ def _replace(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
-BAD_INPUTS = {
+def _remove_articles(issue: Path) -> None:
+    _replace(
+        issue / "issue.yaml",
+        "articles:\n  - 01-social-media.md\n  - 02-bim.md\n  - 03-kennismanagement.md\n",
+        "",
+    )
+    for article in issue.glob("*.md"):
+        article.unlink()
+
+
+BAD_INPUTS: dict[str, tuple[Callable[[Path], object], str]] = {
     "broken front matter": (
         lambda d: _replace(d / "02-bim.md", "title: Bouw", "title: [Bouw"),
         r"02-bim\.md:3: invalid YAML",
@@ -279,14 +290,7 @@ BAD_INPUTS = {
         r"issue\.yaml: not found",
     ),
     "no articles": (
-        lambda d: [
-            _replace(
-                d / "issue.yaml",
-                "articles:\n  - 01-social-media.md\n  - 02-bim.md\n  - 03-kennismanagement.md\n",
-                "",
-            ),
-            *(p.unlink() for p in d.glob("*.md")),
-        ],
+        _remove_articles,
         r"2012-05: has no articles",
     ),
     "listed article missing": (

@@ -19,9 +19,9 @@ def load(tmp_path: Path, **environ: str) -> Settings:
     return load_settings(environ, env_file=None, home=tmp_path, create_secret=True)
 
 
-def config_error(tmp_path: Path, env_file: Path | None = None, **environ: str) -> str:
+def config_error(tmp_path: Path, **environ: str) -> str:
     with pytest.raises(ConfigError) as info:
-        load_settings(environ, env_file=env_file, home=tmp_path, create_secret=True)
+        load_settings(environ, env_file=None, home=tmp_path, create_secret=True)
     return str(info.value)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from babel.messages.catalog import Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -63,10 +64,11 @@ def english_words(text: str) -> set[str]:
     return set(re.findall(r"[A-Za-z]+", _NOT_PROSE.sub(" ", text))) & ENGLISH_MARKERS
 
 
-def catalog_messages() -> dict[object, object]:
+def catalog_messages() -> dict[str, Message]:
+    """The catalog's messages by msgid (the singular one of a plural message)."""
     with PO_PATH.open("rb") as handle:
         catalog = read_po(handle)
-    return {m.id: m for m in catalog if m.id}
+    return {(m.id if isinstance(m.id, str) else m.id[0]): m for m in catalog if m.id}
 
 
 def test_every_marked_text_is_in_the_catalog_and_translated() -> None:
@@ -76,11 +78,12 @@ def test_every_marked_text_is_in_the_catalog_and_translated() -> None:
             SRC, method_map=[("**.py", "python")]
         )
     }
-    messages = {(m if isinstance(m, str) else m[0]): v for m, v in catalog_messages().items()}
+    messages = catalog_messages()
     missing = sorted(f"{name}: {msgid!r}" for msgid, name in in_sources if msgid not in messages)
     assert not missing, "run the catalog update in README (Language):\n" + "\n".join(missing)
     for msgid, message in messages.items():
-        strings = [message.string] if isinstance(message.string, str) else list(message.string)
+        string = message.string
+        strings = [string] if isinstance(string, str) else list(string or [""])
         assert all(strings) and "fuzzy" not in message.flags, f"not translated: {msgid!r}"
         wanted = set(re.findall(r"\{\w*\}", msgid))
         for string in strings:
@@ -94,11 +97,9 @@ def test_the_compiled_catalog_matches_the_po_file() -> None:
     write_mo(fresh, catalog)
     fresh.seek(0)
     with MO_PATH.open("rb") as shipped:
-        assert (
-            gettext.GNUTranslations(shipped)._catalog == gettext.GNUTranslations(fresh)._catalog
-        ), (  # type: ignore[attr-defined]
-            "run `pybabel compile` (README, Language)"
-        )
+        shipped_catalog = gettext.GNUTranslations(shipped)._catalog  # type: ignore[attr-defined]
+    fresh_catalog = gettext.GNUTranslations(fresh)._catalog  # type: ignore[attr-defined]
+    assert shipped_catalog == fresh_catalog, "run `pybabel compile` (README, Language)"
 
 
 @pytest.mark.parametrize(

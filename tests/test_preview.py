@@ -256,11 +256,20 @@ def test_busy_port_moves_on_and_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
     assert "Preview stopped." in preview.stdout_path.read_text()
 
 
-def _state(tmp_path: Path, **inputs: Path) -> PreviewState:
+def _state(
+    tmp_path: Path, *, subscribers_path: Path | None = None, templates_dir: Path | None = None
+) -> PreviewState:
     def factory(rendered: RenderedIssue, brand: Brand) -> MessageFactory:
         return make_factory(rendered, brand, secret=SECRET)
 
-    return PreviewState(Inputs(_copy_issue(tmp_path), factory, **inputs))
+    return PreviewState(
+        Inputs(
+            _copy_issue(tmp_path),
+            factory,
+            subscribers_path=subscribers_path,
+            templates_dir=templates_dir,
+        )
+    )
 
 
 def test_every_input_file_is_watched(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import os
 import re
@@ -15,6 +16,7 @@ from collections import Counter
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -23,7 +25,7 @@ from conftest import TEST_SECRET, house_style_copy
 from nieuwsbrief.cli import _factory_maker, app
 from nieuwsbrief.config import load_settings
 from nieuwsbrief.home import find_home
-from nieuwsbrief.sending.campaign import Progress, SendRequest, send_issue
+from nieuwsbrief.sending.campaign import Progress, SendReport, SendRequest, send_issue
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
 from nieuwsbrief.unsubscribe.tokens import make_token
 from smtp_server import Fault, SmtpServer
@@ -81,13 +83,11 @@ def parsed(data: bytes) -> EmailMessage:
     return message
 
 
-def core_send(issue: Path, subscribers: Path, **options: object) -> object:
+def core_send(issue: Path, subscribers: Path, **options: Any) -> SendReport:
     settings = load_settings(home=find_home(issue), create_secret=True)
-    request = SendRequest(
-        issue_dir=issue, subscribers_path=subscribers, retry_delays=(0.05, 0.1), **options
-    )  # type: ignore[arg-type]
+    request = SendRequest(issue_dir=issue, subscribers_path=subscribers, retry_delays=(0.05, 0.1))
     return send_issue(
-        request,
+        dataclasses.replace(request, **options),
         settings,
         lambda prefix: _factory_maker(settings, prefix),
         confirm=lambda plan: True,
@@ -190,15 +190,15 @@ def test_faults_4xx_retried_5xx_reported_and_the_rest_delivered(
         a for _, a in members(20) if a not in ("lid00007@example.nl", "lid00011@example.nl")
     )
     assert server.attempts("lid00003@example.nl") == 2
-    assert report.failed == [("lid00007@example.nl", "550 5.1.1 No such user")]  # type: ignore[attr-defined]
-    assert [a for a, _ in report.deferred] == ["lid00011@example.nl"]  # type: ignore[attr-defined]
-    assert report.exit_code == 1  # type: ignore[attr-defined]
+    assert report.failed == [("lid00007@example.nl", "550 5.1.1 No such user")]
+    assert [a for a, _ in report.deferred] == ["lid00011@example.nl"]
+    assert report.exit_code == 1
     failures = (example_copy / "out" / "send-failures.csv").read_text(encoding="utf-8-sig")
     assert "lid00007@example.nl;refused;550 5.1.1 No such user" in failures
     assert "lid00011@example.nl;deferred;452 4.2.2 Mailbox full" in failures
 
     # "No such user" (5.1.1) is suppressed with the server's reply, so no issue tries it again.
-    assert report.suppressed_now == 1  # type: ignore[attr-defined]
+    assert report.suppressed_now == 1
     entries = SuppressionList(tmp_path / "state" / "suppression.sqlite").entries()
     assert [(e.address, e.source) for e in entries] == [("lid00007@example.nl", "bounce")]
     assert "550 5.1.1 No such user" in entries[0].note
@@ -207,8 +207,8 @@ def test_faults_4xx_retried_5xx_reported_and_the_rest_delivered(
     # the suppressed address is skipped.
     server.faults.clear()
     report = core_send(example_copy, subscribers, retry_failed=True)
-    assert report.delivered == 1  # type: ignore[attr-defined]
-    assert report.plan.suppressed == 1  # type: ignore[attr-defined]
+    assert report.delivered == 1
+    assert report.plan.suppressed == 1
     assert "lid00007@example.nl" not in server.recipients()
     assert Counter(server.recipients())["lid00011@example.nl"] == 1
     assert len(server.recipients()) == 19
@@ -221,7 +221,7 @@ def test_dropped_connection_loses_nobody(
     smtp_env(monkeypatch, server)
     subscribers = write_list(tmp_path / "lijst.csv", members(60))
     report = core_send(example_copy, subscribers, connections=2)
-    assert report.delivered == 60  # type: ignore[attr-defined]
+    assert report.delivered == 60
     assert server.drops > 0
     assert sorted(server.recipients()) == sorted(a for _, a in members(60))
 

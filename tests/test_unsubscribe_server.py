@@ -155,8 +155,8 @@ def test_slow_and_idle_connections_are_closed_and_others_still_get_through(
     give_up = time.monotonic() + 30 * TIMEOUT  # far beyond the time-out: the server never closed
     while len(closed) < len(opened) and time.monotonic() < give_up:
         for key, _ in selector.select(timeout=0.5):
+            assert isinstance(key.fileobj, socket.socket)
             sock = key.fileobj
-            assert isinstance(sock, socket.socket)
             try:
                 data = sock.recv(4096)
             except OSError:

@@ -179,7 +179,7 @@ def test_email_with_web_links_and_photo_fits_and_passes_axe(browser: Browser, si
     composed = compose_issue(issue, factory_maker, web_url=WEB_URL)
     assert "Zet in mijn agenda" in composed.html
     for scheme in ("light", "dark"):
-        with email_page(browser, composed.html, color_scheme=scheme, images=True) as page:  # type: ignore[arg-type]
+        with email_page(browser, composed.html, color_scheme=scheme, images=True) as page:
             for width in (320, 375, 600, 800):
                 assert horizontal_overflow(page, width) == 0, (scheme, width)
             page.set_viewport_size({"width": 600, "height": 800})
