@@ -5,11 +5,13 @@ from __future__ import annotations
 import sqlite3
 import stat
 import threading
-import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from nieuwsbrief import clock
 from nieuwsbrief.errors import NieuwsbriefError
 from nieuwsbrief.unsubscribe.staff import Status, unsubscribe_requests
 from nieuwsbrief.unsubscribe.suppression import SCHEMA_VERSION, SuppressionList
@@ -35,15 +37,16 @@ def test_schema_wal_and_version(tmp_path: Path) -> None:
 
 
 def test_add_keeps_first_date_and_is_case_insensitive(db: SuppressionList) -> None:
-    assert db.add("Jan@Gemeente.nl", "staff", "telefoon")
-    first = db.entries()[0]
-    time.sleep(1.1)
-    assert not db.add("jan@gemeente.nl ", "web")
+    with clock.frozen(datetime(2026, 3, 1, 10, 0, tzinfo=ZoneInfo("Europe/Amsterdam"))) as frozen:
+        assert db.add("Jan@Gemeente.nl", "staff", "telefoon")
+        first = db.entries()[0]
+        frozen.advance(days=2)
+        assert not db.add("jan@gemeente.nl ", "web")
     assert db.entries() == [first]
     assert first.address == "jan@gemeente.nl"
     assert first.source == "staff"
     assert first.note == "telefoon"
-    assert first.added_at.endswith("+00:00")
+    assert first.added_at == "2026-03-01T09:00:00+00:00"
     assert db.is_suppressed("JAN@gemeente.NL")
     assert not db.is_suppressed("piet@gemeente.nl")
     assert db.suppressed_set() == frozenset({"jan@gemeente.nl"})
@@ -75,11 +78,12 @@ def test_register_and_add_by_id(db: SuppressionList) -> None:
     assert db.count() == 1
 
 
-def test_register_100k_is_fast(db: SuppressionList) -> None:
+def test_register_100k_at_once(db: SuppressionList) -> None:
+    # How long it takes is measured in benchmarks/bench_test_timings.py, not asserted here.
     pairs = [(f"id{i:06d}", f"lid{i}@example.nl") for i in range(100_000)]
-    start = time.perf_counter()
     assert db.register(pairs) == 100_000
-    assert time.perf_counter() - start < 5
+    assert db.register(pairs[-10:]) == 0
+    assert db.address_for("id000000") == "lid0@example.nl"
     assert db.address_for("id099999") == "lid99999@example.nl"
 
 
