@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -72,7 +73,11 @@ class HostileSmtpServer:
         self.sessions = 0
         self.datas = 0  # DATA commands answered 354, over all sessions
         self.auth_lines: list[str] = []
+        self.received: dict[int, list[bytes]] = {}  # session -> every line it read, as sent
+        self.ended: set[int] = set()  # sessions whose connection is closed
+        self.extra_replies = 0  # unsolicited replies written (Script.extra_reply_after_body)
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified when any of the above changes
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -112,6 +117,15 @@ class HostileSmtpServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+        """Wait until `condition()` (called with the server's lock held) holds; False if never.
+
+        The server notifies on every line read, message stored, reply and hang-up, so this is
+        event-driven: `timeout` only guards against a hang.
+        """
+        with self._changed:
+            return self._changed.wait_for(condition, timeout)
+
     def stored_recipients(self) -> list[str]:
         """Every recipient of every stored message, in order."""
         with self._lock:
@@ -142,6 +156,10 @@ class HostileSmtpServer:
                 _Session(self, conn, lines, session).run()
         except OSError:
             pass  # the client hung up, as it may
+        finally:
+            with self._changed:
+                self.ended.add(session)
+                self._changed.notify_all()
 
 
 class _Hangup(Exception):
@@ -168,6 +186,9 @@ class _Session:
         line: bytes = self.lines.readline(1 << 16)
         if not line:
             raise _Hangup
+        with self.server._changed:
+            self.server.received.setdefault(self.session, []).append(line)
+            self.server._changed.notify_all()
         return line
 
     def run(self) -> None:
@@ -257,11 +278,15 @@ class _Session:
             return False
         message = Stored(self.mail_from, tuple(self.rcpts), b"".join(body), self.session,
                          self.mail_options)  # fmt: skip
-        with self.server._lock:
+        with self.server._changed:
             self.server.stored.append(message)
             count = len(self.server.stored)
+            self.server._changed.notify_all()
         self.say(f"250 2.0.0 Ok: queued as {count}")
         if script.extra_reply_after_body:
             self.say("250 2.0.0 Ok")  # nobody asked for this one
+            with self.server._changed:
+                self.server.extra_replies += 1
+                self.server._changed.notify_all()
         self.rcpts = []
         return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -323,16 +322,15 @@ def test_format_report_is_compact_with_many_problems(tmp_path: Path) -> None:
     assert len(report) < 50
 
 
-def test_hundred_thousand_rows_load_quickly(tmp_path: Path) -> None:
+def test_hundred_thousand_rows_load_with_their_line_numbers(tmp_path: Path) -> None:
+    # How long it takes is measured in benchmarks/bench_test_timings.py, not asserted here.
     rows = b"".join(
         b"Lid %d;lid%d@voorbeeld.nl;Gemeente %d\r\n" % (i, i, i % 300) for i in range(100_000)
     )
     path = write(tmp_path, b"Naam;E-mail;Organisatie\r\n" + rows)
 
-    started = time.perf_counter()
     lst = load_subscribers(path)
-    elapsed = time.perf_counter() - started
 
     assert len(lst.subscribers) == 100_000
     assert lst.subscribers[-1].line == 100_001
-    assert elapsed < 15  # a few seconds on a laptop; generous for slow CI
+    assert lst.subscribers[-1].email == "lid99999@voorbeeld.nl"
