@@ -16,7 +16,7 @@ import ssl
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -111,6 +111,8 @@ class _Handler:
     async def handle_RCPT(
         self, server: _Smtp, session: Session, envelope: _Envelope, address: str, options: list[str]
     ) -> str:
+        if self.owner.before_rcpt is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.owner.before_rcpt, address)
         reply = self.owner._fault(address, "rcpt")
         if reply:
             if reply.startswith("421"):
@@ -152,8 +154,9 @@ class _Handler:
                 if reply.startswith("421"):
                     server.loop.call_soon(server.live_transport().close)
                 return reply
-        with owner._lock:
+        with owner._changed:
             owner._messages.append(message)
+            owner._changed.notify_all()
         return f"250 2.0.0 Ok: queued as {len(owner._messages)}"
 
 
@@ -202,8 +205,12 @@ class SmtpServer:
         drop_keeps_message: bool = False,
         mail_faults: dict[int, str] | None = None,
         headers_only: bool = False,
+        before_rcpt: Callable[[str], object] | None = None,
     ) -> None:
         """Configure the server; `drop_after=N` hangs up on the N+1th message of each session.
+
+        `before_rcpt(address)` runs (in a worker thread) before each RCPT TO is answered: a test
+        can hold the reply there until something it waits for has happened.
 
         With `drop_keeps_message` that unacknowledged message is still recorded as received,
         as a real server that crashed after queueing it would. `mail_faults={3: "451 ..."}`
@@ -219,10 +226,12 @@ class SmtpServer:
         self.drops_chained = 0  # hang-ups while the next envelope was already waiting
         self.mail_faults = dict(mail_faults or {})
         self.headers_only = headers_only
+        self.before_rcpt = before_rcpt
         self._mails = 0
         self.port = 0
         self.client_context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified on every message received
         self._messages: list[Received] = []
         self._sessions = 0
         self._attempts: Counter[tuple[str, str]] = Counter()
@@ -271,6 +280,11 @@ class SmtpServer:
         """Every message received so far, in arrival order."""
         with self._lock:
             return list(self._messages)
+
+    def wait_for_messages(self, count: int, timeout: float = 60.0) -> bool:
+        """Wait until `count` messages were received (event-driven; `timeout` guards a hang)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self._messages) >= count, timeout)
 
     @property
     def sessions(self) -> int:

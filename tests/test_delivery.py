@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -356,33 +356,61 @@ def test_no_way_to_reconnect_is_a_delivery_error() -> None:
 # -- pipelining across transactions: each body carries the next MAIL, RCPT and DATA ---------
 
 
+class Paced:
+    """`count` jobs, with the next ones always at hand when a worker looks for them.
+
+    Whether an envelope goes out behind a body depends on the next job being in the feed at
+    that moment, which the calling thread tops up when it gets to it. Instead of hoping it does
+    in time, the server (`hold`, its `before_rcpt`) answers job n's RCPT only once the calling
+    thread has pulled job n + 2 x connections from the list. The feed (at most 2 x connections
+    jobs) cannot stop it from getting there: new jobs are taken from it in order, so with job n
+    taken a full feed already reaches that far. Before each job in `pauses` the list waits
+    until the server has every message before it: the workers run dry.
+    """
+
+    def __init__(self, count: int, connections: int, pauses: tuple[int, ...] = ()) -> None:
+        self.count = count
+        self.ahead = 2 * connections + 1  # counted in pulls: job n + ahead - 1 was pulled
+        self.pauses = pauses
+        self.pulled = 0
+        self.changed = threading.Condition()
+        self.server: SmtpServer | None = None
+
+    def __iter__(self) -> Iterator[Job]:
+        for n, job in enumerate(jobs(self.count)):
+            if n in self.pauses:
+                assert self.server is not None and self.server.wait_for_messages(n)
+            with self.changed:
+                self.pulled = n + 1
+                self.changed.notify_all()
+            yield job
+
+    def hold(self, rcpt: str) -> None:
+        n = int(rcpt.removeprefix("lid").partition("@")[0])
+        wanted = min([self.count, n + self.ahead, *(p for p in self.pauses if p > n)])
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.pulled >= wanted, 30)
+
+    def smtp_server(self, **options: Any) -> SmtpServer:
+        self.server = SmtpServer(pipelining=True, before_rcpt=self.hold, **options)
+        return self.server
+
+
 def test_pipelined_delivery_chains_the_next_envelope_behind_each_body() -> None:
     collect = Collector()
-    with SmtpServer(pipelining=True) as server:
-        stats = deliver(jobs(200), smtp(server), connections=2, on_result=collect)
+    paced = Paced(200, connections=2)
+    with paced.smtp_server() as server:
+        stats = deliver(paced, smtp(server), connections=2, on_result=collect)
 
     assert Counter(server.recipients()) == Counter(address(n) for n in range(200))
     assert len(collect.by_key()) == 200 and stats.accepted == 200 and stats.retries == 0
     assert server.sessions <= 2
     chained = sum(message.chained for message in server.messages)
-    assert chained >= 100  # most bodies carried the next envelope (one round trip each)
+    # Every body carried the next envelope (one round trip each) but each connection's last.
+    assert chained == 200 - server.sessions
 
 
 def test_pipelined_next_envelope_refused_on_rcpt_and_on_mail() -> None:
-    # Whether an envelope goes out behind the previous body depends on the next job being in
-    # hand at that moment, which a loaded machine can delay: run the scenario until the
-    # refused envelopes were chained (the outcomes must hold in every run).
-    for _attempt in range(5):
-        server = _pipelined_refusals_run()
-        by_rcpt = {m.rcpt_tos[0]: m for m in server.messages}
-        if all(by_rcpt[address(n)].chained for n in (4, 6, 8)):
-            break
-    # The refused envelopes had come in behind the previous body.
-    assert by_rcpt[address(4)].chained and by_rcpt[address(6)].chained
-    assert by_rcpt[address(8)].chained
-
-
-def _pipelined_refusals_run() -> SmtpServer:
     faults = {
         address(5): Fault("550 5.1.1 No such user"),
         address(9): Fault("452 4.2.2 Mailbox full", times=1),
@@ -390,10 +418,10 @@ def _pipelined_refusals_run() -> SmtpServer:
     # MAIL number 8 belongs to job 7: the 7 before it each took one MAIL (5 is not retried).
     mail_faults = {8: "451 4.3.0 Try again later"}
     collect = Collector()
-    server = SmtpServer(pipelining=True, faults=faults, mail_faults=mail_faults)
-    with server:
+    paced = Paced(30, connections=1)
+    with paced.smtp_server(faults=faults, mail_faults=mail_faults) as server:
         stats = deliver(
-            jobs(30), smtp(server), connections=1, retry_delays=FAST_RETRIES, on_result=collect
+            paced, smtp(server), connections=1, retry_delays=FAST_RETRIES, on_result=collect
         )
 
     results = collect.by_key()
@@ -410,7 +438,10 @@ def _pipelined_refusals_run() -> SmtpServer:
     delivered = Counter(server.recipients())
     assert delivered == Counter(address(n) for n in range(30) if n != 5)
     assert server.sessions == 1  # RSET after each refusal kept the connection usable
-    return server
+    # The refused envelopes had come in behind the previous body.
+    by_rcpt = {m.rcpt_tos[0]: m for m in server.messages}
+    assert by_rcpt[address(4)].chained and by_rcpt[address(6)].chained
+    assert by_rcpt[address(8)].chained
 
 
 @pytest.mark.parametrize("keeps", [False, True], ids=["lost-in-flight", "queued-then-lost"])
@@ -439,20 +470,18 @@ def test_a_drop_after_a_body_with_the_next_envelope_pipelined(keeps: bool) -> No
 
 
 def test_pipelined_delivery_when_the_job_feed_is_momentarily_empty() -> None:
-    def slow_source() -> Iterator[Job]:
-        for n, job in enumerate(jobs(40)):
-            if n % 10 == 9:
-                time.sleep(0.05)  # e.g. a slow database: the workers run dry
-            yield job
-
+    # The list stalls (e.g. a slow database) before jobs 9, 19 and 29: the workers run dry.
+    paced = Paced(40, connections=2, pauses=(9, 19, 29))
     collect = Collector()
-    with SmtpServer(pipelining=True) as server:
-        stats = deliver(slow_source(), smtp(server), connections=2, on_result=collect)
+    with paced.smtp_server() as server:
+        stats = deliver(paced, smtp(server), connections=2, on_result=collect)
 
     assert stats.accepted == 40 and len(collect.by_key()) == 40
     assert Counter(server.recipients()) == Counter(address(n) for n in range(40))
     chained = [message.chained for message in server.messages]
-    assert any(chained) and not all(chained)  # a body went alone when no job was at hand
+    # Each of the 4 runs of jobs ended with a body that went alone (at most one per
+    # connection: no job was at hand); every other body carried the next envelope.
+    assert 4 <= chained.count(False) <= 4 * server.sessions
     assert server.sessions <= 2
 
 
@@ -464,13 +493,15 @@ def test_pipelined_delivery_keeps_the_rate_and_max_per_connection() -> None:
     assert stats.accepted == 20
     assert stats.elapsed >= 19 / 50 - 0.01
     assert max(per_session.values()) <= 7
-    with SmtpServer(pipelining=True) as server:
+    paced = Paced(100, connections=2)
+    with paced.smtp_server() as server:
         transport = smtp(server, max_per_connection=20)
-        deliver(jobs(100), transport, connections=2, on_result=Collector())
+        deliver(paced, transport, connections=2, on_result=Collector())
         per_session = Counter(message.session for message in server.messages)
     assert sum(per_session.values()) == 100 and max(per_session.values()) <= 20
     assert 5 <= server.sessions <= 6
-    assert sum(message.chained for message in server.messages) >= 50
+    # Every body carried the next envelope but each connection's last.
+    assert sum(message.chained for message in server.messages) == 100 - server.sessions
 
 
 def test_pipelined_stop_reports_exactly_what_was_sent() -> None:
