@@ -145,6 +145,7 @@ class _Handler:
                 owner.drops_chained += chained
                 if owner.drop_keeps_message:
                     owner._messages.append(message)
+                    owner._changed.notify_all()  # (the condition uses this same lock)
             server.live_transport().abort()
             await asyncio.sleep(5)  # cancelled by connection_lost long before this ends
             return "421 4.4.2 not reached"
