@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import email
 import os
+import select
 import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from email import policy
 from pathlib import Path
@@ -68,6 +68,19 @@ def test_mailto_request_pasted_into_the_command_is_honoured_on_the_next_send(
     assert smtp_server.recipients().count("lid00002@example.nl") == 2
 
 
+def read_until(process: subprocess.Popen[str], text: str, timeout: float = 60) -> str:
+    """Read what `process` prints until `text` appears (event-driven; `timeout` guards a hang)."""
+    assert process.stdout is not None
+    fd = process.stdout.fileno()  # read below its text buffer, which select cannot see into
+    seen = b""
+    while text.encode() not in seen:
+        assert select.select([fd], [], [], timeout)[0], f"no {text!r} in {seen!r}"
+        chunk = os.read(fd, 4096)
+        assert chunk, f"the process ended without {text!r}: {seen!r}"
+        seen += chunk
+    return seen.decode()
+
+
 def test_one_click_post_to_the_real_server_then_never_mailed_again(
     example_copy: Path, tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,17 +100,11 @@ def test_one_click_post_to_the_real_server_then_never_mailed_again(
         stderr=subprocess.STDOUT,
         text=True,
     )
+    seen = ""
     try:
         https = list_unsubscribe(smtp_server, "lid00002@example.nl")[0]
         assert https.startswith(f"http://127.0.0.1:{port}/afmelden/1")
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "unsubscribe-server did not start"
-                time.sleep(0.1)
+        seen = read_until(server, f"on http://127.0.0.1:{port}/")  # it listens
         request = urllib.request.Request(
             https,
             data=b"List-Unsubscribe=One-Click",
@@ -108,8 +115,8 @@ def test_one_click_post_to_the_real_server_then_never_mailed_again(
             assert response.status == 200
     finally:
         server.terminate()
-        log, _ = server.communicate(timeout=10)
-    assert "lid00002" not in log
+        rest, _ = server.communicate(timeout=10)
+    assert "lid00002" not in seen + rest
 
     listing = runner.invoke(app, ["unsubscribe", "--list"])
     assert "one-click" in listing.stdout and "lid00002@example.nl" in listing.stdout
