@@ -114,12 +114,6 @@ def _html_escape(value: str) -> str:
     return html.escape(value, quote=True)
 
 
-def personalise(text: str, values: Mapping[str, str], *, is_html: bool) -> str:
-    """Return `text` with its merge markers replaced (escaped for HTML when `is_html`)."""
-    escape = _html_escape if is_html else _identity
-    return MERGE_MARKER_RE.sub(lambda m: escape(values[m.group(1)]), text)
-
-
 class MessageFactory:
     """Build one message per recipient from an issue rendered once."""
 
@@ -220,14 +214,6 @@ class MessageFactory:
                 )
             )
         return values
-
-    def parts(self, subscriber: Subscriber) -> tuple[str, str]:
-        """Return the personalised (html, text) of one recipient, as they read it."""
-        values = self.values(subscriber)
-        return (
-            personalise(self.rendered.html, values, is_html=True),
-            personalise(self.rendered.text, values, is_html=False),
-        )
 
     def build(self, subscriber: Subscriber) -> bytes:
         """Return the complete message for one recipient as CRLF bytes."""
