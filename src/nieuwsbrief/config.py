@@ -62,6 +62,7 @@ KNOWN_VARIABLES = (
     "NIEUWSBRIEF_SMTP_CONNECT_TIMEOUT",
     "NIEUWSBRIEF_SMTP_TIMEOUT",
     "NIEUWSBRIEF_SMTP_DATA_TIMEOUT",
+    "NIEUWSBRIEF_SMTP_PIPELINING",
     "NIEUWSBRIEF_LANGUAGE",
 )
 # Never echo these back: not in errors, notices or repr.
@@ -115,6 +116,7 @@ class Settings:
     smtp_connect_timeout: int = 30
     smtp_timeout: int = 60
     smtp_data_timeout: int = 120
+    smtp_pipelining: bool = True  # use PIPELINING when the server offers it
     language: str | None = None  # "nl" or "en" for the command line; None: follow the locale
 
     @property
@@ -184,6 +186,9 @@ def load_settings(
     for problem in (smtp_port, max_per_connection, *timeouts):
         if isinstance(problem, str):
             errors.append(problem)
+    pipelining = _parse_on_off(
+        "NIEUWSBRIEF_SMTP_PIPELINING", get("NIEUWSBRIEF_SMTP_PIPELINING"), errors
+    )
 
     smtp_user = get("NIEUWSBRIEF_SMTP_USER")
     # Passwords may legitimately start or end with spaces; only an empty one counts as absent.
@@ -291,6 +296,7 @@ def load_settings(
         smtp_connect_timeout=cast(int, timeouts[0]),
         smtp_timeout=cast(int, timeouts[1]),
         smtp_data_timeout=cast(int, timeouts[2]),
+        smtp_pipelining=pipelining,
         language=language,
     )
 
@@ -361,11 +367,7 @@ def _parse_returns(
                 ).format(bounce=bounce, problem=problem)
             )
             bounce = None
-    verp_value = (get("NIEUWSBRIEF_VERP") or "on").lower()
-    if verp_value not in ("on", "off"):
-        errors.append(
-            _("NIEUWSBRIEF_VERP: {verp_value!r} is not on or off").format(verp_value=verp_value)
-        )
+    verp = _parse_on_off("NIEUWSBRIEF_VERP", get("NIEUWSBRIEF_VERP"), errors)
     security = _parse_security(
         get("NIEUWSBRIEF_IMAP_SECURITY"), errors, "IMAP", ("ssl", "starttls")
     )
@@ -398,7 +400,7 @@ def _parse_returns(
         )
     return {
         "bounce_address": bounce,
-        "verp": bounce is not None and verp_value == "on",
+        "verp": bounce is not None and verp,
         "imap_host": host,
         "imap_port": port,
         "imap_security": security,
@@ -507,6 +509,14 @@ def configured_language(environ: Mapping[str, str] | None = None) -> str | None:
         values.update(_read_env_file(Path(".env"), home.root, ignored, ignored)[0])
         value = values.get("NIEUWSBRIEF_LANGUAGE")
     return _parse_language(value, []) if value else None
+
+
+def _parse_on_off(name: str, value: str | None, errors: list[str]) -> bool:
+    """Return a switch that is on unless set to off (on/off, any case); a bad value is an error."""
+    word = (value or "on").lower()
+    if word not in ("on", "off"):
+        errors.append(_("{name}: {value!r} is not on or off").format(name=name, value=value))
+    return word != "off"
 
 
 def _parse_int(name: str, value: str | None, default: int, low: int, high: int | None) -> int | str:

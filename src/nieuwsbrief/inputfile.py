@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from nieuwsbrief.errors import InputFileError
 from nieuwsbrief.i18n import N_, _
 
 MB = 1024 * 1024
 CONTENT_LIMIT = 5 * MB  # an article, issue.yaml, the agenda, brand.yaml
-LIST_LIMIT = 50 * MB  # a subscriber list or an unsubscribe request file
+LIST_LIMIT = 50 * MB  # a subscriber list or an unsubscribe request file, read whole
+# A subscriber list that `send` reads as a stream (twice), so its size costs no memory.
+STREAM_LIST_LIMIT = 2048 * MB
 
 
 def _kind(mode: int) -> str:
@@ -37,6 +40,19 @@ def _size(size: int) -> str:
 
 def read_input(path: Path, limit: int, what: str = N_("a file")) -> bytes:
     """Return the bytes of the regular file at `path` (symlinks followed), at most `limit`."""
+    with open_input(path, limit, what) as handle:
+        data = handle.read(limit + 1)  # a file that grew since stat() is still capped
+    if len(data) > limit:
+        raise InputFileError(path, _too_big(len(data), limit, what))
+    return data
+
+
+def open_input(path: Path, limit: int, what: str = N_("a file")) -> BinaryIO:
+    """Open the regular file at `path` (symlinks followed) for reading if it is at most `limit`.
+
+    For a file too big to hold (a long subscriber list read twice as a stream); the caller
+    reads it in chunks and should stop at `limit` should the file grow meanwhile.
+    """
     try:
         info = path.stat()  # follows symlinks: the target is what would be read
     except FileNotFoundError:
@@ -68,13 +84,16 @@ def read_input(path: Path, limit: int, what: str = N_("a file")) -> bytes:
         raise InputFileError(
             path, _("cannot be read ({reason})").format(reason=exc.strerror)
         ) from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise InputFileError(path, _("is not a regular file; give a file"))
-        data = handle.read(limit + 1)  # a file that grew since stat() is still capped
-    if len(data) > limit:
-        raise InputFileError(path, _too_big(len(data), limit, what))
-    return data
+    handle = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        handle.close()
+        raise InputFileError(path, _("is not a regular file; give a file"))
+    return handle
+
+
+def too_big(path: Path, size: int, limit: int, what: str) -> InputFileError:
+    """Return the error for a file of `size` bytes over `limit` (one that grew while read)."""
+    return InputFileError(path, _too_big(size, limit, what))
 
 
 def _too_big(size: int, limit: int, what: str) -> str:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import itertools
+import os
 import re
+import sqlite3
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -18,12 +25,21 @@ from nieuwsbrief.addresses import (
 )
 from nieuwsbrief.errors import InputFileError, SubscriberListError, TableError
 from nieuwsbrief.i18n import N_, _, ngettext
-from nieuwsbrief.inputfile import LIST_LIMIT, read_input
+from nieuwsbrief.inputfile import (
+    LIST_LIMIT,
+    STREAM_LIST_LIMIT,
+    open_input,
+    read_input,
+    too_big,
+)
 from nieuwsbrief.model import Subscriber
 from nieuwsbrief.tabular import (
     DELIMITER_NAMES,
+    FIELD_LIMIT,
+    SNIFF_BYTES,
     decode,
     detect_delimiter,
+    detect_encoding,
     numbered_rows,
 )
 from nieuwsbrief.text import character_name, find_control_character, find_line_break
@@ -103,10 +119,53 @@ def load_subscribers(path: Path) -> SubscriberList:
         raise SubscriberListError(exc.located(path)) from None
 
 
-def _parse(path: Path, text: str, encoding: str) -> SubscriberList:
-    delimiter, skip_lines, text = detect_delimiter(text)
+@dataclass(frozen=True)
+class _Layout:
+    """The columns of a list: which one is the address, which ones make the name."""
 
-    rows = numbered_rows(text, delimiter, first_line=skip_lines + 1)
+    headers: list[str]
+    keys: list[str]
+    email_col: int
+    name_col: int | None
+    name_parts: list[int]
+
+    def values(self, row: Sequence[str]) -> list[str] | None:
+        """Return the row's stripped cells, one per column; None for a row that is blank."""
+        values = [cell.strip() for cell in row[: len(self.keys)]]
+        values += [""] * (len(self.keys) - len(values))
+        return values if any(values) else None  # Excel writes ";;;;" for empty-looking rows
+
+    def check(self, line: int, values: Sequence[str]) -> str | RejectedRow:
+        """Return the row's address in normal form (validated), or why the row is skipped."""
+        problem = _unsafe_value(self.headers, values)
+        if problem is not None:
+            return RejectedRow(line, problem[0], problem[1])
+        raw_email = values[self.email_col]
+        if not raw_email:
+            return RejectedRow(line, "", _("no e-mail address"))
+        try:
+            # A non-ASCII local part is valid (RFC 6531); send needs SMTPUTF8 for it and the
+            # report says so. The normalized form keeps an international domain in Unicode.
+            return str(validate_email(raw_email, check_deliverability=False).normalized)
+        except EmailNotValidError as exc:
+            reason = _("not a valid e-mail address: {reason}").format(reason=invalid_reason(exc))
+            return RejectedRow(line, raw_email, reason)
+
+    def subscriber(self, line: int, values: Sequence[str], email: str) -> Subscriber:
+        """Return the subscriber of a checked row whose address is `email`."""
+        if self.name_col is not None:
+            name = values[self.name_col]
+        else:
+            name = " ".join(values[col] for col in self.name_parts if values[col])
+        fields = dict(zip(self.keys, values, strict=True))
+        fields[self.keys[self.email_col]] = email  # merges show the address we actually send to
+        return Subscriber(email=email, name=" ".join(name.split()), fields=fields, line=line)
+
+
+def _layout(
+    path: Path, rows: Iterator[tuple[int, list[str]]], delimiter: str, encoding: str
+) -> _Layout:
+    """Read the header row off `rows` and find the columns."""
     header_line, headers = _first_nonblank(rows, path)
     keys = _column_keys(path, header_line, headers)
     email_col = _find_column(keys, EMAIL_ALIASES)
@@ -123,67 +182,306 @@ def _parse(path: Path, text: str, encoding: str) -> SubscriberList:
                 encoding=encoding,
             )
         )
-    name_col = _find_column(keys, NAME_ALIASES)
     name_parts = [
         col
         for aliases in (FIRST_NAME_ALIASES, MIDDLE_NAME_ALIASES, LAST_NAME_ALIASES)
         if (col := _find_column(keys, aliases)) is not None
     ]
+    return _Layout(headers, keys, email_col, _find_column(keys, NAME_ALIASES), name_parts)
 
+
+def _parse(path: Path, text: str, encoding: str) -> SubscriberList:
+    delimiter, skip_lines, text = detect_delimiter(text)
+    rows = numbered_rows(text, delimiter, first_line=skip_lines + 1)
+    layout = _layout(path, rows, delimiter, encoding)
     subscribers: list[Subscriber] = []
     invalid: list[RejectedRow] = []
     duplicates: list[DuplicateRow] = []
     first_seen: dict[str, int] = {}
     for line, row in rows:
-        values = [cell.strip() for cell in row[: len(keys)]]
-        values += [""] * (len(keys) - len(values))
-        if not any(values):
-            continue  # Excel writes ";;;;" for rows that only look empty
-        problem = _unsafe_value(headers, values)
-        if problem is not None:
-            invalid.append(RejectedRow(line, problem[0], problem[1]))
+        values = layout.values(row)
+        if values is None:
             continue
-        raw_email = values[email_col]
-        if not raw_email:
-            invalid.append(RejectedRow(line, "", _("no e-mail address")))
-            continue
-        try:
-            # A non-ASCII local part is valid (RFC 6531); send needs SMTPUTF8 for it and the
-            # report says so. The normalized form keeps an international domain in Unicode.
-            email = validate_email(raw_email, check_deliverability=False).normalized
-        except EmailNotValidError as exc:
-            reason = _("not a valid e-mail address: {reason}").format(reason=invalid_reason(exc))
-            invalid.append(RejectedRow(line, raw_email, reason))
+        email = layout.check(line, values)
+        if isinstance(email, RejectedRow):
+            invalid.append(email)
             continue
         dedupe_key = normalise_address(email)
         if dedupe_key in first_seen:
             duplicates.append(DuplicateRow(line, email, first_seen[dedupe_key]))
             continue
         first_seen[dedupe_key] = line
-        if name_col is not None:
-            name = values[name_col]
-        else:
-            name = " ".join(values[col] for col in name_parts if values[col])
-        fields = dict(zip(keys, values, strict=True))
-        fields[keys[email_col]] = email  # merges show the address we actually send to
-        subscribers.append(
-            Subscriber(
-                email=email,
-                name=" ".join(name.split()),
-                fields=fields,
-                line=line,
-            )
-        )
+        subscribers.append(layout.subscriber(line, values, email))
 
     return SubscriberList(
         path=path,
         subscribers=tuple(subscribers),
         invalid=tuple(invalid),
         duplicates=tuple(duplicates),
-        columns=tuple(keys),
+        columns=tuple(layout.keys),
         encoding=encoding,
         delimiter=delimiter,
     )
+
+
+# -- a list read as a stream, twice ----------------------------------------------------------
+#
+# A send does not hold the list: a first pass validates every row, counts and de-duplicates
+# (keeping only a 16-byte digest per address, in a temporary SQLite file) and asks the caller,
+# a batch of addresses at a time, which of them to send to; it keeps one byte per row. The
+# second pass reads the file again and yields the chosen rows' subscribers, one at a time.
+
+_CHUNK = 1024 * 1024
+_BATCH = 500  # addresses per de-duplication query and per `select` call
+_LINE_LIMIT = 2 * FIELD_LIMIT  # a longer line is not a list (and would not fit a cell)
+_SEND = 1  # chosen; its cell is the address in normal form
+_SEND_NORMALISED = 2  # chosen; its address is normalised again in the second pass
+
+
+@dataclass
+class ListScan:
+    """A subscriber list after the first pass: its shape, its counts, the rows chosen.
+
+    `selected()` reads the file again and yields the chosen rows' subscribers in file order;
+    it raises SubscriberListError if the file changed since the first pass.
+    """
+
+    path: Path
+    columns: tuple[str, ...]
+    encoding: str
+    delimiter: str
+    valid: int = 0  # unique valid addresses
+    invalid: int = 0
+    duplicates: int = 0
+    chosen: int = 0  # of the valid ones, those `select` said yes to
+    first_invalid: list[RejectedRow] = field(default_factory=list)  # at most REPORT_LIMIT
+    _layout: _Layout | None = field(default=None, repr=False)
+    _decisions: bytearray = field(default_factory=bytearray, repr=False)
+    _identity: tuple[int, ...] = field(default=(), repr=False)
+    _skip_lines: int = 0
+
+    @property
+    def rows(self) -> int:
+        """Return how many rows the list has (not counting the header and blank rows)."""
+        return self.valid + self.invalid + self.duplicates
+
+    def selected(self) -> Iterator[Subscriber]:
+        """Yield the subscribers of the chosen rows, reading the file a second time."""
+        layout = self._layout
+        assert layout is not None
+        decisions = self._decisions
+        with _opened(self.path, self.encoding) as (handle, text):
+            self._check_same(handle)
+            rows = _stream_rows(text, self._skip_lines, self.delimiter)
+            next(rows)  # the header row, checked in the first pass
+            index = 0
+            try:
+                for line, row in rows:
+                    values = layout.values(row)
+                    if values is None:
+                        continue
+                    if index >= len(decisions):
+                        raise self._changed(handle)
+                    decision = decisions[index]
+                    index += 1
+                    if index % 1000 == 0:
+                        self._check_same(handle)
+                    if not decision:
+                        continue
+                    email = values[layout.email_col]
+                    if decision == _SEND_NORMALISED:
+                        checked = layout.check(line, values)
+                        if isinstance(checked, RejectedRow):
+                            raise self._changed(handle)
+                        email = checked
+                    yield layout.subscriber(line, values, email)
+            except TableError:
+                raise self._changed(handle) from None
+            if index != len(decisions):
+                raise self._changed(handle)
+            self._check_same(handle)
+
+    def _check_same(self, handle: BinaryIO) -> None:
+        if _identity(handle) != self._identity:
+            raise self._changed(handle)
+
+    def _changed(self, handle: BinaryIO) -> SubscriberListError:
+        return SubscriberListError(
+            _(
+                "{path}: the list changed while it was being sent; leave the file alone during a "
+                "send"
+            ).format(path=self.path)
+        )
+
+
+def scan_subscribers(
+    path: Path, select: Callable[[Sequence[str]], Sequence[bool]] | None = None
+) -> ListScan:
+    """Read a subscriber list once, as a stream: validate, count and de-duplicate every row.
+
+    `select(addresses)` gets the valid unique addresses (normal form, file order) a batch at a
+    time and says which to keep for `ListScan.selected()`; without it every one is kept.
+    Problems that make the list unreadable are raised here, before anything is sent.
+    """
+    try:
+        encoding = detect_encoding(lambda: _chunks(path))
+        with _opened(path, encoding) as (handle, text):
+            identity = _identity(handle)
+            delimiter, skip_lines, rows = _sniffed_rows(text)
+            layout = _layout(path, rows, delimiter, encoding)
+            scan = ListScan(
+                path,
+                tuple(layout.keys),
+                encoding,
+                delimiter,
+                _layout=layout,
+                _identity=identity,
+                _skip_lines=skip_lines,
+            )
+            _first_pass(scan, layout, rows, select)
+            if _identity(handle) != identity:
+                raise scan._changed(handle)
+    except InputFileError as exc:
+        raise SubscriberListError(str(exc)) from None
+    except TableError as exc:
+        raise SubscriberListError(exc.located(path)) from None
+    return scan
+
+
+def _first_pass(
+    scan: ListScan,
+    layout: _Layout,
+    rows: Iterator[tuple[int, list[str]]],
+    select: Callable[[Sequence[str]], Sequence[bool]] | None,
+) -> None:
+    decisions = scan._decisions
+    pending: list[tuple[int, int, str, str, bool]] = []  # index, line, email, key, as in cell
+    seen = _Seen()
+
+    def flush() -> None:
+        fresh = [item for item, first in zip(pending, seen.add(pending), strict=True) if first]
+        scan.duplicates += len(pending) - len(fresh)
+        scan.valid += len(fresh)
+        keep = select([key for _i, _l, _e, key, _s in fresh]) if select else [True] * len(fresh)
+        for (index, _line, _email, _key, same), chosen in zip(fresh, keep, strict=True):
+            if chosen:
+                decisions[index] = _SEND if same else _SEND_NORMALISED
+                scan.chosen += 1
+        pending.clear()
+
+    try:
+        for line, row in rows:
+            values = layout.values(row)
+            if values is None:
+                continue
+            index = len(decisions)
+            decisions.append(0)
+            email = layout.check(line, values)
+            if isinstance(email, RejectedRow):
+                scan.invalid += 1
+                if len(scan.first_invalid) < REPORT_LIMIT:
+                    scan.first_invalid.append(email)
+                continue
+            same = email == values[layout.email_col]
+            pending.append((index, line, email, normalise_address(email), same))
+            if len(pending) >= _BATCH:
+                flush()
+        flush()
+    finally:
+        seen.close()
+
+
+class _Seen:
+    """The addresses seen so far, as 16-byte digests in a temporary SQLite file (no addresses)."""
+
+    def __init__(self) -> None:
+        # "": a private temporary database on disk, deleted when closed; its cache stays small.
+        self._db = sqlite3.connect("", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode = OFF")
+        self._db.execute("PRAGMA synchronous = OFF")
+        self._db.execute("CREATE TABLE seen (digest BLOB PRIMARY KEY) WITHOUT ROWID")
+
+    def add(self, items: Sequence[tuple[int, int, str, str, bool]]) -> list[bool]:
+        """Return, per (index, line, email, key, same) item, whether its key is new."""
+        digests = [hashlib.blake2b(item[3].encode(), digest_size=16).digest() for item in items]
+        marks = ",".join("?" * len(digests))
+        known = {
+            row[0]
+            for row in self._db.execute(
+                f"SELECT digest FROM seen WHERE digest IN ({marks})", digests
+            )
+        }
+        fresh: list[bool] = []
+        for digest in digests:
+            fresh.append(digest not in known)
+            known.add(digest)
+        self._db.execute("BEGIN")
+        self._db.executemany(
+            "INSERT INTO seen VALUES (?)",
+            ((d,) for d, new in zip(digests, fresh, strict=True) if new),
+        )
+        self._db.execute("COMMIT")
+        return fresh
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with open_input(path, STREAM_LIST_LIMIT, N_("a subscriber list")) as handle:
+        size = 0
+        while chunk := handle.read(_CHUNK):
+            size += len(chunk)
+            if size > STREAM_LIST_LIMIT:  # it grew since it was opened
+                raise too_big(path, size, STREAM_LIST_LIMIT, N_("a subscriber list"))
+            yield chunk
+
+
+@contextmanager
+def _opened(path: Path, encoding: str) -> Iterator[tuple[BinaryIO, io.TextIOWrapper]]:
+    handle = open_input(path, STREAM_LIST_LIMIT, N_("a subscriber list"))
+    with handle, io.TextIOWrapper(handle, encoding=encoding, newline="") as text:
+        yield handle, text
+
+
+def _identity(handle: BinaryIO) -> tuple[int, ...]:
+    info = os.fstat(handle.fileno())
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _lines(text: io.TextIOWrapper) -> Iterator[str]:
+    while line := text.readline(_LINE_LIMIT):
+        if len(line) == _LINE_LIMIT and not line.endswith(("\n", "\r")):
+            raise TableError(
+                _("a line is longer than {limit} characters; this is not a subscriber list").format(
+                    limit=f"{_LINE_LIMIT:,}"
+                )
+            )
+        yield line
+
+
+def _sniffed_rows(text: io.TextIOWrapper) -> tuple[str, int, Iterator[tuple[int, list[str]]]]:
+    """Return the delimiter, the lines of a 'sep=' hint, and the numbered rows of the stream."""
+    lines = _lines(text)
+    head: list[str] = []
+    size = 0
+    for line in lines:
+        head.append(line)
+        size += len(line)
+        if size > SNIFF_BYTES:
+            break
+    delimiter, skip_lines, rest = detect_delimiter("".join(head))
+    stream = itertools.chain(io.StringIO(rest, newline=""), lines)
+    return delimiter, skip_lines, numbered_rows(stream, delimiter, first_line=skip_lines + 1)
+
+
+def _stream_rows(
+    text: io.TextIOWrapper, skip_lines: int, delimiter: str
+) -> Iterator[tuple[int, list[str]]]:
+    lines = _lines(text)
+    for _skipped in range(skip_lines):
+        next(lines, None)
+    return numbered_rows(lines, delimiter, first_line=skip_lines + 1)
 
 
 def format_report(lst: SubscriberList, suppressed: int | None = None) -> str:

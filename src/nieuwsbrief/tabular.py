@@ -11,7 +11,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from nieuwsbrief.errors import TableError
 from nieuwsbrief.i18n import N_, _
@@ -33,17 +33,36 @@ _SEP_HINT_RE = re.compile(r"sep=(.)\r?\n?", re.IGNORECASE)
 
 def decode(data: bytes) -> tuple[str, str]:
     """Return (text, encoding): UTF-8 with or without BOM, else Windows-1252 (Excel's 'CSV')."""
-    if not data.strip():
+    encoding = detect_encoding(lambda: (data,))
+    return data.decode(encoding), encoding
+
+
+def detect_encoding(chunks: Callable[[], Iterable[bytes]]) -> str:
+    """Return the encoding of the bytes `chunks()` yields: 'utf-8-sig', 'utf-8' or 'cp1252'.
+
+    Reads the chunks once, twice if they are not UTF-8 (so a file can be checked as a stream);
+    refuses what is not a text table with TableError.
+    """
+    head = b""
+    blank = True
+    utf8 = _Undecodable("utf-8")  # checked while reading the head: one read for most files
+    for chunk in chunks():
+        if len(head) < 8192:
+            head += chunk[: 8192 - len(head)]
+        blank = blank and not chunk.strip()
+        if not utf8.feed(chunk) and not blank:
+            break  # not UTF-8, and not empty: that is all this read can tell
+    utf8.end()
+    if blank:
         raise TableError(_("the file is empty; export it as CSV with a header row"))
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise TableError(
             _("saved as UTF-16 ('Unicode text'); in Excel choose Save As > 'CSV UTF-8'")
         )
     # Text never has many NULs; one stray NUL from a CRM only costs its row.
-    head = data[:8192]
-    if data.startswith(b"PK\x03\x04"):
+    if head.startswith(b"PK\x03\x04"):
         kind = _("an Excel workbook (.xlsx)")
-    elif data.startswith(b"\xd0\xcf\x11\xe0"):
+    elif head.startswith(b"\xd0\xcf\x11\xe0"):
         kind = _("an Excel 97-2003 workbook (.xls)")
     elif head.count(b"\x00") >= max(2, len(head) // 100):
         kind = _("not a text file")
@@ -55,30 +74,60 @@ def decode(data: bytes) -> tuple[str, str]:
                 kind=kind
             )
         )
-    if data.startswith(codecs.BOM_UTF8):
-        try:
-            return data.decode("utf-8-sig"), "utf-8-sig"
-        except UnicodeDecodeError as exc:
+    if head.startswith(codecs.BOM_UTF8):
+        bad = utf8.bad
+        if bad is not None:
             raise TableError(
                 _(
                     "starts like UTF-8 but byte {byte} at offset {offset} is not; "
                     "export it again as 'CSV UTF-8'"
-                ).format(byte=f"0x{data[exc.start]:02x}", offset=exc.start)
-            ) from None
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+                ).format(byte=f"0x{bad[1]:02x}", offset=bad[0])
+            )
+        return "utf-8-sig"
+    if utf8.bad is None:
+        return "utf-8"
     # Excel's plain "CSV" export on Dutch Windows is Windows-1252; it leaves five bytes undefined.
-    try:
-        return data.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError as exc:
+    cp1252 = _Undecodable("cp1252")
+    for chunk in chunks():
+        if not cp1252.feed(chunk):
+            break
+    cp1252.end()
+    bad = cp1252.bad
+    if bad is not None:
         raise TableError(
             _(
                 "not text in UTF-8 or Windows-1252 (byte {byte} at offset {offset}); "
                 "export it again as 'CSV UTF-8'"
-            ).format(byte=f"0x{data[exc.start]:02x}", offset=exc.start)
-        ) from None
+            ).format(byte=f"0x{bad[1]:02x}", offset=bad[0])
+        )
+    return "cp1252"
+
+
+class _Undecodable:
+    """Feeds chunks to a decoder; `bad` is (offset, byte) of the first undecodable byte."""
+
+    def __init__(self, encoding: str) -> None:
+        self._decoder = codecs.getincrementaldecoder(encoding)()
+        self._offset = 0  # of the next chunk's first byte in the whole
+        self.bad: tuple[int, int] | None = None
+
+    def feed(self, chunk: bytes, final: bool = False) -> bool:
+        """Decode one more chunk; return False once a byte could not be decoded."""
+        if self.bad is not None:
+            return False
+        try:
+            self._decoder.decode(chunk, final=final)
+        except UnicodeDecodeError as exc:
+            # exc.object is what the decoder held back from earlier chunks, then this chunk.
+            start = self._offset + len(chunk) - len(exc.object) + exc.start
+            self.bad = (start, exc.object[exc.start])
+            return False
+        self._offset += len(chunk)
+        return True
+
+    def end(self) -> None:
+        """The whole was fed: a sequence cut off at the end is undecodable too."""
+        self.feed(b"", final=True)
 
 
 def detect_delimiter(text: str) -> tuple[str, int, str]:
@@ -105,10 +154,13 @@ def detect_delimiter(text: str) -> tuple[str, int, str]:
     return (best if counts[best] else ","), 0, text
 
 
-def numbered_rows(text: str, delimiter: str, first_line: int) -> Iterator[tuple[int, list[str]]]:
-    """Yield each row with the physical line on which it starts."""
+def numbered_rows(
+    text: str | Iterable[str], delimiter: str, first_line: int
+) -> Iterator[tuple[int, list[str]]]:
+    """Yield each row with the physical line on which it starts (`text`: a str or its lines)."""
     # newline="" keeps quoted line breaks intact and lets csv count physical lines itself.
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+    lines = io.StringIO(text, newline="") if isinstance(text, str) else text
+    reader = csv.reader(lines, delimiter=delimiter, strict=False)
     consumed = 0
     while True:
         try:

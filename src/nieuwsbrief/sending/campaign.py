@@ -3,6 +3,10 @@
 compose (once) -> pre-send check -> lock the issue -> subscribers minus suppressed minus already
 sent -> confirmation -> parallel delivery -> ledger + report. Re-running the same command
 resumes. A dry run or a proof with --dry-run reads the state and writes nothing.
+
+The list is never held: a first pass over the file validates and counts every row and decides,
+a batch at a time against the suppression list and the ledger, who gets the issue; delivery then
+reads the file again and builds each job as a connection needs one (subscribers.scan_subscribers).
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import itertools
 import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +36,7 @@ from nieuwsbrief.errors import (
     LedgerError,
     NieuwsbriefError,
     PartialSendError,
+    SubscriberListError,
     UsageError,
 )
 from nieuwsbrief.home import Home
@@ -43,7 +49,7 @@ from nieuwsbrief.sending.lock import IssueLock
 from nieuwsbrief.sending.outbox import MaildirOutbox
 from nieuwsbrief.sending.smtp import SmtpParams, SmtpTransport
 from nieuwsbrief.sending.transport import Outcome, Transport
-from nieuwsbrief.subscribers import SubscriberList, load_subscribers
+from nieuwsbrief.subscribers import ListScan, scan_subscribers
 from nieuwsbrief.templating import template_files
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
 from nieuwsbrief.unsubscribe.tokens import make_verp_token, recipient_id, verp_address
@@ -138,7 +144,7 @@ class Plan:
     subject: str
     server: str
     list_rows: int
-    recipients: list[Subscriber]
+    recipients: int  # how many get the issue now
     already_sent: int = 0
     failed_before: int = 0
     suppressed: int = 0
@@ -157,7 +163,7 @@ class Plan:
             "Recipients: {count} (of {rows} row; skipped: {skipped})",
             "Recipients: {count} (of {rows} rows; skipped: {skipped})",
             self.list_rows,
-        ).format(count=len(self.recipients), rows=self.list_rows, skipped=skipped)
+        ).format(count=self.recipients, rows=self.list_rows, skipped=skipped)
         return "\n".join(
             [
                 _("Subject:    {subject}").format(subject=self.subject),
@@ -229,7 +235,7 @@ class SendReport:
         if self.declined:
             return _("Nothing was sent.")
         if self.dry_run:
-            count = len(plan.recipients)
+            count = plan.recipients
             built = ngettext(
                 "Dry run: built and checked {count} message; "
                 "nothing was sent and nothing was written.",
@@ -290,44 +296,61 @@ def transport_for(settings: Settings) -> Transport:
             connect_timeout=settings.smtp_connect_timeout,
             timeout=settings.smtp_timeout,
             data_timeout=settings.smtp_data_timeout,
+            pipelining=settings.smtp_pipelining,
         )
     )
 
 
-def _plan(
+def _planner(
+    request: SendRequest,
+    plan: Plan,
+    ledger: ledger_mod.Ledger,
+    issue: str,
+    suppression: SuppressionList,
+) -> Callable[[Sequence[str]], list[bool]]:
+    """Return the `select` of scan_subscribers: who of a batch gets the issue, counted in `plan`."""
+
+    def select(keys: Sequence[str]) -> list[bool]:
+        suppressed = suppression.suppressed_among(keys)
+        states = ledger.states_of(issue, keys)
+        chosen = []
+        for key in keys:
+            state = states.get(key)
+            if key in suppressed:
+                plan.suppressed += 1
+                chosen.append(False)
+            elif state == ledger_mod.ACCEPTED:
+                plan.already_sent += 1
+                chosen.append(False)
+            elif request.retry_failed:
+                chosen.append(state in ledger_mod.OUTSTANDING)
+            elif state in ledger_mod.OUTSTANDING:
+                plan.failed_before += 1
+                chosen.append(False)
+            else:
+                chosen.append(True)
+        return chosen
+
+    return select
+
+
+def _scan_planned(
     request: SendRequest,
     settings: Settings,
     composed: Composed,
-    subscribers: SubscriberList,
+    path: Path,
+    ledger: ledger_mod.Ledger,
+    issue: str,
     suppression: SuppressionList,
-    states: dict[str, str],
-) -> Plan:
-    suppressed = suppression.suppressed_set()
+) -> tuple[Plan, ListScan]:
+    """Read the list once and plan the send: who gets it, who is skipped and why."""
     plan = Plan(
-        subject=composed.rendered.subject,
-        server=settings.server_label,
-        list_rows=len(subscribers.subscribers)
-        + len(subscribers.invalid)
-        + len(subscribers.duplicates),
-        recipients=[],
-        invalid=len(subscribers.invalid),
-        duplicates=len(subscribers.duplicates),
+        subject=composed.rendered.subject, server=settings.server_label, list_rows=0, recipients=0
     )
-    for subscriber in subscribers.subscribers:
-        key = normalise_address(subscriber.email)
-        state = states.get(key)
-        if key in suppressed:
-            plan.suppressed += 1
-        elif state == ledger_mod.ACCEPTED:
-            plan.already_sent += 1
-        elif request.retry_failed:
-            if state in (ledger_mod.FAILED, ledger_mod.DEFERRED):
-                plan.recipients.append(subscriber)
-        elif state in (ledger_mod.FAILED, ledger_mod.DEFERRED):
-            plan.failed_before += 1
-        else:
-            plan.recipients.append(subscriber)
-    return plan
+    scan = scan_subscribers(path, _planner(request, plan, ledger, issue, suppression))
+    plan.list_rows, plan.recipients = scan.rows, scan.chosen
+    plan.invalid, plan.duplicates = scan.invalid, scan.duplicates
+    return plan, scan
 
 
 def return_path(settings: Settings, issue: str, default: str, address: str) -> str:
@@ -341,7 +364,7 @@ def return_path(settings: Settings, issue: str, default: str, address: str) -> s
 
 
 def _jobs(
-    recipients: list[Subscriber],
+    recipients: Iterable[Subscriber],
     sender: Callable[[str], str],
     build: Callable[[Subscriber, str], bytes],
 ) -> Iterator[Job]:
@@ -356,11 +379,11 @@ def _jobs(
         )
 
 
-def _proof_recipients(request: SendRequest, subscribers: SubscriberList | None) -> list[Subscriber]:
-    by_address = {}
-    if subscribers is not None:
-        by_address = {normalise_address(s.email): s for s in subscribers.subscribers}
-    proofs = []
+def _proof_recipients(
+    request: SendRequest, path: Path | None
+) -> tuple[list[Subscriber], ListScan | None]:
+    """Return the proofs' recipients, each with its row of the list if it has one."""
+    addresses = []
     for raw in request.test_addresses:
         try:
             address = validate_email(raw.strip(), check_deliverability=False).normalized
@@ -370,8 +393,14 @@ def _proof_recipients(request: SendRequest, subscribers: SubscriberList | None) 
                     address=repr(raw), reason=invalid_reason(exc)
                 )
             ) from None
-        proofs.append(by_address.get(normalise_address(address), Subscriber(email=address)))
-    return proofs
+        addresses.append(address)
+    if path is None:
+        return [Subscriber(email=address) for address in addresses], None
+    wanted = {normalise_address(address) for address in addresses}
+    scan = scan_subscribers(path, lambda keys: [key in wanted for key in keys])
+    by_address = {normalise_address(s.email): s for s in scan.selected()}
+    proofs = [by_address.get(normalise_address(a), Subscriber(email=a)) for a in addresses]
+    return proofs, scan
 
 
 def send_issue(
@@ -392,10 +421,9 @@ def send_issue(
     """
     home = _home_of(settings)
     subscribers_path = request.subscribers_path or home.subscribers_path
-    subscribers = load_subscribers(subscribers_path) if subscribers_path else None
     if request.test_addresses:
-        return _send_proofs(request, settings, factory_for, subscribers, warn)
-    if subscribers is None:
+        return _send_proofs(request, settings, factory_for, subscribers_path, warn)
+    if subscribers_path is None:
         raise UsageError(
             _(
                 "send needs --subscribers FILE (or {setting} in nieuwsbrief.toml, "
@@ -405,7 +433,6 @@ def send_issue(
 
     composed, check = _compose_checked(request, settings, factory_for(""), warn)
     factory = composed.factory
-    factory.require_columns(subscribers.path, subscribers.columns)
     key = issue_key(home, composed.issue)
 
     if request.dry_run:
@@ -413,26 +440,33 @@ def send_issue(
         try:
             name = _resolve(ledger, key, home)
             suppression = SuppressionList(settings.suppression_path, readonly=True)
-            plan = _plan(request, settings, composed, subscribers, suppression, ledger.states(name))
+            plan, scan = _scan_planned(
+                request, settings, composed, subscribers_path, ledger, name, suppression
+            )
         finally:
             ledger.close()
+        factory.require_columns(scan.path, scan.columns)
         plan.check = check
-        for subscriber in plan.recipients:
+        for subscriber in scan.selected():
             factory.build(subscriber)  # every message must build; nothing is connected
         return SendReport(plan=plan, dry_run=True)
 
-    _check_room(settings, len(subscribers.subscribers))
+    _check_room(settings, 0)
     # The lock lives beside the ledger it protects (NIEUWSBRIEF_LEDGER_DB may move both).
     with IssueLock(settings.ledger_path.parent / "locks", key.identity):
         ledger = ledger_mod.Ledger(settings.ledger_path)
         try:
             name = _resolve(ledger, key, home)
             suppression = SuppressionList(settings.suppression_path)
-            plan = _plan(request, settings, composed, subscribers, suppression, ledger.states(name))
+            plan, scan = _scan_planned(
+                request, settings, composed, subscribers_path, ledger, name, suppression
+            )
+            factory.require_columns(scan.path, scan.columns)
             plan.check = check
             report = SendReport(plan=plan)
             if not plan.recipients:
                 return report
+            _check_room(settings, plan.recipients)
             if not confirm(plan):
                 report.declined = True
                 return report
@@ -443,15 +477,20 @@ def send_issue(
                 force=request.force,
                 path=key.path,
                 parts=issue_parts(composed.issue, home.templates_dir),
-                planned=len(plan.recipients) + plan.already_sent,
+                planned=plan.recipients + plan.already_sent,
                 command=request.command,
             )
-            suppression.register(
-                (recipient_id(settings.secret, s.email), normalise_address(s.email))
-                for s in plan.recipients
-            )
             _deliver(
-                request, settings, factory, plan, ledger, name, suppression, report, progress, stop
+                request,
+                settings,
+                factory,
+                _registered(scan.selected(), settings, suppression),
+                ledger,
+                name,
+                suppression,
+                report,
+                progress,
+                stop,
             )
             report.failures_path = _write_failures(request, ledger, name)
         finally:
@@ -563,11 +602,29 @@ def _message_id(data: bytes) -> str:
     return match.group(1).decode("ascii", "replace") if match else ""
 
 
+_REGISTER_BATCH = 500
+
+
+def _registered(
+    subscribers: Iterable[Subscriber], settings: Settings, suppression: SuppressionList
+) -> Iterator[Subscriber]:
+    """Yield the subscribers, each after its recipient id is in the suppression database.
+
+    A batch at a time, so a link in a message that has just arrived always works.
+    """
+    iterator = iter(subscribers)
+    while batch := list(itertools.islice(iterator, _REGISTER_BATCH)):
+        suppression.register(
+            (recipient_id(settings.secret, s.email), normalise_address(s.email)) for s in batch
+        )
+        yield from batch
+
+
 def _deliver(
     request: SendRequest,
     settings: Settings,
     factory: MessageFactory,
-    plan: Plan,
+    recipients: Iterable[Subscriber],
     ledger: ledger_mod.Ledger,
     issue: str,
     suppression: SuppressionList,
@@ -575,7 +632,7 @@ def _deliver(
     progress: Callable[[Progress], None] | None,
     stop: threading.Event | None,
 ) -> None:
-    total = len(plan.recipients)
+    total = report.plan.recipients
     done = 0
     state = Progress(total=total)
     stop = stop or threading.Event()
@@ -636,7 +693,7 @@ def _deliver(
             progress(state)
 
     jobs = _jobs(
-        plan.recipients,
+        recipients,
         functools.partial(return_path, settings, issue, factory.sender_address),
         build,
     )
@@ -657,7 +714,7 @@ def _deliver(
         )
     except KeyboardInterrupt:
         report.interrupted = True
-    except DeliveryError as exc:
+    except (DeliveryError, SubscriberListError) as exc:
         if not done:
             raise  # nothing was sent: a plain error
         report.interrupted = True
@@ -722,19 +779,19 @@ def _send_proofs(
     request: SendRequest,
     settings: Settings,
     factory_for: Callable[[str], FactoryMaker],
-    subscribers: SubscriberList | None,
+    subscribers_path: Path | None,
     warn: Callable[[str], None],
 ) -> SendReport:
-    recipients = _proof_recipients(request, subscribers)
+    recipients, scan = _proof_recipients(request, subscribers_path)
     composed = _compose_checked(request, settings, factory_for(PROOF_PREFIX), warn)[0]
     factory = composed.factory
-    if subscribers is not None:
-        factory.require_columns(subscribers.path, subscribers.columns)
+    if scan is not None:
+        factory.require_columns(scan.path, scan.columns)
     plan = Plan(
         subject=PROOF_PREFIX + composed.rendered.subject,
         server=settings.server_label,
         list_rows=len(recipients),
-        recipients=recipients,
+        recipients=len(recipients),
     )
     if request.dry_run:
         for subscriber in recipients:

@@ -166,6 +166,12 @@ class _Run:
         self.jobs: Iterator[Job] = iter(jobs)  # advanced only by the calling thread
         self.feed: deque[Job] = deque()  # new jobs waiting for a worker
         self.feed_limit = 2 * connections
+        # Jobs pulled and not yet reported, apart from those waiting for a retry: the feed and
+        # up to two per worker, so results the calling thread has not handled yet hold back
+        # new jobs too (the look-ahead stays bounded however long the list).
+        self.ahead_limit = 4 * connections
+        self.pulled = 0  # both advanced only by the calling thread
+        self.reported = 0
         self.transport = transport
         self.limiter = RateLimiter(rate) if rate else None
         self.retry_delays = tuple(retry_delays)
@@ -185,6 +191,7 @@ class _Run:
         self.failures = 0  # connections failed in a row, over all workers
         self.timed_out: set[str] = set()  # keys of the jobs among them, each counted once
         self.broken: str | None = None  # why the circuit breaker stopped the run
+        self.source_error: Exception | None = None  # raised by the jobs iterable
 
     def failed(self, reason: str, key: str | None = None) -> None:
         """Count a failed connection (one per job `key`); stop after too many in a row."""
@@ -216,7 +223,12 @@ class _Run:
         """Fill the feed from the jobs iterable (in the calling thread: it may use SQLite)."""
         while True:
             with self.cond:
-                if self.exhausted or self.halt.is_set() or len(self.feed) >= self.feed_limit:
+                if (
+                    self.exhausted
+                    or self.halt.is_set()
+                    or len(self.feed) >= self.feed_limit
+                    or self.pulled - self.reported - len(self.retries) >= self.ahead_limit
+                ):
                     return
             try:
                 job = next(self.jobs)
@@ -225,6 +237,15 @@ class _Run:
                     self.exhausted = True
                     self.cond.notify_all()
                 return
+            except Exception as exc:
+                # The source broke (a list that changed): stop as on a stop request, so the
+                # messages in flight are still reported; deliver() raises it afterwards.
+                self.source_error = exc
+                with self.cond:
+                    self.exhausted = True
+                self.stop()
+                return
+            self.pulled += 1
             with self.cond:
                 self.feed.append(job)
                 self.cond.notify()
@@ -558,9 +579,10 @@ def deliver(
     `on_result` is called in the calling thread, one result at a time, as soon as a worker has
     the final reply (for ACCEPTED: right after the server's 250), so it needs no locking and
     may use a SQLite connection made in this thread. `jobs` is also iterated only in this
-    thread, lazily: at most 2 x `connections` jobs wait in memory, plus those waiting to retry
-    and at most two per worker (the message awaiting its reply and, over SMTP with
-    PIPELINING, the next one whose MAIL, RCPT and DATA went out behind its body).
+    thread, lazily: at most 4 x `connections` jobs are pulled and not yet reported, besides
+    those waiting to retry: up to 2 x `connections` waiting for a worker and at most two per
+    worker (the message awaiting its reply and, over SMTP with PIPELINING, the next one whose
+    MAIL, RCPT and DATA went out behind its body).
     `on_waiting(count, next_in)`, also in the calling thread and about twice a second, says
     how many jobs wait for a retry after a 4xx reply and in how many seconds the next is due.
 
@@ -571,7 +593,8 @@ def deliver(
     refused, TLS failure), and later if no worker can reconnect or `failures_in_a_row` x
     `connections` connections in a row failed (the circuit breaker); jobs without a Result
     were not acknowledged by the server. Setting `stop` (or Ctrl-C, re-raised afterwards) lets the
-    messages in flight finish and leaves the other jobs unreported.
+    messages in flight finish and leaves the other jobs unreported; so does an exception from
+    iterating `jobs`, re-raised afterwards.
     """
     if connections < 1:
         raise ValueError("connections must be at least 1")
@@ -609,6 +632,7 @@ def deliver(
             if item is _DONE:
                 running -= 1
             elif isinstance(item, Result):
+                run.reported += 1
                 _count(stats, item)
                 on_result(item)
         except queue.Empty:
@@ -628,6 +652,8 @@ def deliver(
     stats.elapsed = time.monotonic() - started
     if interrupted is not None:
         raise interrupted
+    if run.source_error is not None:
+        raise run.source_error
     if run.errors:
         raise run.errors[0]
     if run.broken is not None:

@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +56,12 @@ CREATE TABLE IF NOT EXISTS recipients (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS recipients_message_id ON recipients (message_id)
     WHERE message_id != '';
+CREATE INDEX IF NOT EXISTS recipients_address ON recipients (address);
 """
+# An index only (has_mailed, last_issue_to look an address up over all issues): added to a
+# ledger of version 2 when a send opens it, without a new version, so an older nieuwsbrief can
+# still use the file.
+_ADDRESS_INDEX = "CREATE INDEX IF NOT EXISTS recipients_address ON recipients (address)"
 # Version 1 (the first build) keyed issues by folder name and had no path, parts, planned,
 # command or message_id; its rows are kept and adopted by the issue folder of that name.
 _MIGRATE_1_TO_2 = """
@@ -67,6 +72,7 @@ ALTER TABLE issues ADD COLUMN command TEXT NOT NULL DEFAULT '';
 ALTER TABLE recipients ADD COLUMN message_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS recipients_message_id ON recipients (message_id)
     WHERE message_id != '';
+CREATE INDEX IF NOT EXISTS recipients_address ON recipients (address);
 """
 
 
@@ -174,10 +180,15 @@ class Ledger:
         # One read snapshot: another send may be creating the schema at this moment.
         db.execute("BEGIN")
         version = self._check_ours(db)
+        indexed = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'recipients_address'"
+        ).fetchone()
         db.execute("COMMIT")
         enable_wal(db)
         # A commit survives a crash or kill -9 of this process (not a power cut).
         db.execute("PRAGMA synchronous=NORMAL")
+        if version == _SCHEMA_VERSION and indexed is None:
+            db.execute(_ADDRESS_INDEX)
         if version < _SCHEMA_VERSION:
             db.execute("BEGIN IMMEDIATE")
             version = self._check_ours(db)  # again, holding the write lock
@@ -386,6 +397,22 @@ class Ledger:
         with self._lock:
             rows = self._execute(
                 "SELECT address, status FROM recipients WHERE issue = ?", (issue,)
+            ).fetchall()
+        return {address: status for address, status in rows}
+
+    def states_of(self, issue: str, addresses: Sequence[str]) -> dict[str, str]:
+        """Return address -> status for those of `addresses` (normal form) the issue has.
+
+        For a batch of a list at a time (at most a few hundred addresses per call), so a long
+        list is checked against the ledger without loading all of it.
+        """
+        if self._db is None or not addresses:
+            return {}
+        marks = ",".join("?" * len(addresses))
+        with self._lock:
+            rows = self._execute(
+                f"SELECT address, status FROM recipients WHERE issue = ? AND address IN ({marks})",
+                (issue, *addresses),
             ).fetchall()
         return {address: status for address, status in rows}
 

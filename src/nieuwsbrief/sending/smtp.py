@@ -71,6 +71,7 @@ class SmtpParams:
     # None: the system's trusted CAs with hostname checks (ssl.create_default_context()).
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
     max_per_connection: int = 0
+    pipelining: bool = True  # False: never pipeline, even if the server offers it
 
     def __post_init__(self) -> None:
         if self.security not in SECURITIES:
@@ -333,7 +334,7 @@ class SmtpConnection:
     def __init__(self, params: SmtpParams, smtp: _Smtp) -> None:
         self.params = params
         self._smtp: _Smtp | None = smtp
-        self.pipelining = smtp.has_extn("pipelining")
+        self.pipelining = params.pipelining and bool(smtp.has_extn("pipelining"))
         self.smtputf8 = smtp.has_extn("smtputf8")
         self.state = State.IDLE
         self._pending: deque[Step] = deque()  # commands sent whose replies are still due

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,6 +248,19 @@ class SuppressionList:
                 "SELECT 1 FROM suppressed WHERE address = ?", (normalise_address(address),)
             ).fetchone()
         return row is not None
+
+    def suppressed_among(self, addresses: Sequence[str]) -> set[str]:
+        """Return those of `addresses` (normal form; a batch, at most a few hundred) suppressed."""
+        if not addresses:
+            return set()
+        marks = ",".join("?" * len(addresses))
+        with self._connect() as conn:
+            return {
+                row[0]
+                for row in conn.execute(
+                    f"SELECT address FROM suppressed WHERE address IN ({marks})", tuple(addresses)
+                )
+            }
 
     def suppressed_set(self) -> frozenset[str]:
         """Return all suppressed addresses (normalised), for filtering a whole list at once."""

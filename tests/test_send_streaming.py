@@ -1,0 +1,190 @@
+"""send streams the list: read twice, never held, with a bounded look-ahead; and PIPELINING off.
+
+Real deliveries into aiosmtpd on 127.0.0.1; the list file is real and the instruments only
+count (the reads of the file, the jobs the delivery pulled against the results it reported).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nieuwsbrief import subscribers as subscribers_mod
+from nieuwsbrief.cli import _factory_maker
+from nieuwsbrief.config import load_settings
+from nieuwsbrief.errors import NieuwsbriefError
+from nieuwsbrief.home import find_home
+from nieuwsbrief.sending import campaign
+from nieuwsbrief.sending import ledger as ledger_mod
+from nieuwsbrief.sending.campaign import Progress, SendReport, SendRequest, send_issue
+from nieuwsbrief.sending.delivery import Job, Result
+from smtp_server import SmtpServer
+from test_send import members, send_cli, smtp_env, write_list
+
+
+def core_send(
+    issue: Path,
+    subscribers: Path,
+    progress: Callable[[Progress], None] | None = None,
+    connections: int = 2,
+) -> SendReport:
+    settings = load_settings(home=find_home(issue), create_secret=True)
+    request = SendRequest(
+        issue_dir=issue, subscribers_path=subscribers, connections=connections, command="send"
+    )
+    return send_issue(
+        request,
+        settings,
+        lambda prefix: _factory_maker(settings, prefix),
+        confirm=lambda plan: True,
+        progress=progress,
+    )
+
+
+class Instrumented:
+    """Wraps the real `deliver`: counts jobs pulled and results reported, keeps the peak gap."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.pulled = 0
+        self.reported = 0
+        self.peak = 0
+        self.connections = 0
+        real = campaign.deliver
+
+        def deliver(jobs: Iterable[Job], *args: Any, **kwargs: Any) -> Any:
+            on_result: Callable[[Result], None] = kwargs.pop("on_result")
+            self.connections = kwargs["connections"]
+
+            def counted() -> Iterator[Job]:
+                for job in jobs:
+                    self.pulled += 1
+                    self.peak = max(self.peak, self.pulled - self.reported)
+                    yield job
+
+            def reported(result: Result) -> None:
+                self.reported += 1
+                on_result(result)
+
+            return real(counted(), *args, on_result=reported, **kwargs)
+
+        monkeypatch.setattr(campaign, "deliver", deliver)
+
+
+def count_opens(monkeypatch: pytest.MonkeyPatch, path: Path) -> list[Path]:
+    opened: list[Path] = []
+    real = subscribers_mod.open_input
+
+    def spy(target: Path, *args: Any, **kwargs: Any) -> Any:
+        if target == path:
+            opened.append(target)
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(subscribers_mod, "open_input", spy)
+    return opened
+
+
+def test_send_reads_the_list_twice_and_keeps_a_bounded_look_ahead(
+    example_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = members(1500)
+    subscribers = write_list(tmp_path / "lijst.csv", [*rows, rows[3], ("Kapot", "geen-adres")])
+    instrument = Instrumented(monkeypatch)
+    opened = count_opens(monkeypatch, subscribers)
+    progress: list[tuple[int, int]] = []
+    with SmtpServer(pipelining=True, headers_only=True) as server:
+        smtp_env(monkeypatch, server)
+        report = core_send(
+            example_copy,
+            subscribers,
+            connections=2,
+            progress=lambda p: progress.append((p.total, p.delivered)),
+        )
+        received = Counter(server.recipients())
+
+    assert report.delivered == 1500 and received == Counter(a for _, a in rows)
+    assert (report.plan.duplicates, report.plan.invalid, report.plan.list_rows) == (1, 1, 1502)
+    # The encoding check, the first pass (validate, count, plan), the second (the jobs).
+    assert len(opened) == 3
+    assert instrument.pulled == 1500 == instrument.reported
+    # Never more than 4 x connections jobs pulled ahead of the results reported.
+    assert instrument.peak <= 4 * instrument.connections
+    assert {total for total, _ in progress} == {1500} and progress[-1] == (1500, 1500)
+
+
+def test_a_bad_row_late_in_a_long_list_stops_the_send_before_anything_is_sent(
+    example_copy: Path, tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp_env(monkeypatch, smtp_server)
+    subscribers = write_list(tmp_path / "lijst.csv", members(20_000))
+    # 0x81 is neither UTF-8 nor Windows-1252: the file cannot be read as text from there.
+    with subscribers.open("ab") as handle:
+        handle.write(b"Laatste;laat\x81@example.nl\r\n")
+    code, out, err = send_cli(str(example_copy), "--subscribers", str(subscribers), "--yes")
+
+    assert code == 2, out
+    assert f"{subscribers}: not text in UTF-8 or Windows-1252 (byte 0x81 at offset" in err
+    assert "Traceback" not in err
+    assert smtp_server.messages == []
+    settings = load_settings(home=find_home(example_copy))
+    assert ledger_mod.Ledger(settings.ledger_path, readonly=True).issues() == []
+
+
+def test_a_list_that_changes_during_the_send_stops_it_and_a_rerun_resumes(
+    example_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = members(1200)
+    subscribers = write_list(tmp_path / "lijst.csv", rows)
+
+    def edit_once(state: Progress) -> None:
+        if state.delivered == 5:
+            with subscribers.open("a", encoding="utf-8") as handle:
+                handle.write("Nieuw;nieuw@example.nl\r\n")
+
+    with SmtpServer(pipelining=True, headers_only=True) as server:
+        smtp_env(monkeypatch, server)
+        with pytest.raises(NieuwsbriefError) as caught:
+            core_send(example_copy, subscribers, connections=2, progress=edit_once)
+        first = Counter(server.recipients())
+        assert "the list changed while it was being sent" in str(caught.value)
+        assert caught.value.exit_code == 1  # some were sent
+        assert 5 <= sum(first.values()) < 1200 and max(first.values()) == 1
+
+        report = core_send(example_copy, subscribers, connections=2)
+        total = Counter(server.recipients())
+    # The re-run sends to the rest (and the new row), each address once over both runs.
+    assert report.plan.already_sent == sum(first.values())
+    assert total == Counter([a for _, a in rows] + ["nieuw@example.nl"])
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_pipelining_can_be_switched_off(
+    example_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    subscribers = write_list(tmp_path / "lijst.csv", members(60))
+    with SmtpServer(pipelining=True, headers_only=True) as server:
+        smtp_env(monkeypatch, server, NIEUWSBRIEF_SMTP_PIPELINING=setting)
+        code, _out, err = send_cli(str(example_copy), "--subscribers", str(subscribers), "--yes")
+        messages = list(server.messages)
+
+    assert code == 0, err
+    assert len(messages) == 60
+    pipelined = sum(m.pipelined for m in messages) + sum(m.chained for m in messages)
+    if setting == "off":
+        assert pipelined == 0  # every command waited for its reply
+    else:
+        assert sum(m.pipelined for m in messages) == 60  # MAIL, RCPT and DATA in one write
+
+
+def test_a_bad_pipelining_setting_is_refused(
+    example_copy: Path, tmp_path: Path, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    smtp_env(monkeypatch, smtp_server, NIEUWSBRIEF_SMTP_PIPELINING="soms")
+    subscribers = write_list(tmp_path / "lijst.csv", members(2))
+    code, _out, err = send_cli(str(example_copy), "--subscribers", str(subscribers), "--yes")
+    assert code == 2
+    assert "NIEUWSBRIEF_SMTP_PIPELINING: 'soms' is not on or off" in err
+    assert smtp_server.messages == []
