@@ -21,8 +21,10 @@ from nieuwsbrief.home import find_home
 from nieuwsbrief.sending import campaign
 from nieuwsbrief.sending import ledger as ledger_mod
 from nieuwsbrief.sending.campaign import Progress, SendReport, SendRequest, send_issue
-from nieuwsbrief.sending.delivery import Job, Result
+from nieuwsbrief.sending.delivery import Job, Result, deliver
+from nieuwsbrief.sending.transport import Preopened
 from smtp_server import SmtpServer
+from test_delivery import Collector, address, jobs, smtp
 from test_send import members, send_cli, smtp_env, write_list
 
 
@@ -188,3 +190,18 @@ def test_a_bad_pipelining_setting_is_refused(
     assert code == 2
     assert "NIEUWSBRIEF_SMTP_PIPELINING: 'soms' is not on or off" in err
     assert smtp_server.messages == []
+
+
+def test_preopened_connections_are_the_ones_delivery_uses() -> None:
+    with SmtpServer(pipelining=True) as server:
+        transport = Preopened(smtp(server), 3)
+        collect = Collector()
+        stats = deliver(jobs(30), transport, connections=3, on_result=collect)
+        assert stats.accepted == 30 and stats.connections == 3
+        assert server.sessions == 3  # the three opened in advance, no others
+        transport.open().close()  # all taken: the next is opened on demand
+        assert server.sessions == 4
+        unused = Preopened(smtp(server), 2)
+        unused.open().close()
+        unused.close()  # closes the one never taken (or closes it once it is open)
+    assert Counter(server.recipients()) == Counter(address(n) for n in range(30))

@@ -526,6 +526,7 @@ def send(
         force=force,
         retry_window=retry_window,
         command=_command_line(),
+        preconnect=yes,
     )
     if not settings.uses_smtp and not dry_run:
         typer.echo(

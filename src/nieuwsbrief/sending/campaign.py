@@ -48,7 +48,7 @@ from nieuwsbrief.sending.delivery import Job, Result, deliver
 from nieuwsbrief.sending.lock import IssueLock
 from nieuwsbrief.sending.outbox import MaildirOutbox
 from nieuwsbrief.sending.smtp import SmtpParams, SmtpTransport
-from nieuwsbrief.sending.transport import Outcome, Transport
+from nieuwsbrief.sending.transport import Outcome, Preopened, Transport
 from nieuwsbrief.subscribers import ListScan, scan_subscribers
 from nieuwsbrief.templating import template_files
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
@@ -75,6 +75,8 @@ class SendRequest:
     retry_delays: tuple[float, ...] | None = None  # explicit waits instead of the window
     reconnect_delays: tuple[float, ...] = (1, 5, 15)  # seconds before reconnecting
     command: str = ""  # the command line that resumes this send, as the user can paste it
+    # Open the connections while composing (nothing asks before sending, e.g. --yes).
+    preconnect: bool = False
 
     def retry_schedule(self) -> tuple[float, ...]:
         """Return the waits between 4xx retries: back-off until the retry window is used up."""
@@ -431,6 +433,38 @@ def send_issue(
             ).format(setting='`subscribers = "..."`')
         )
 
+    transport = None  # made when delivery starts, unless opened while composing
+    if request.preconnect and not request.dry_run and settings.uses_smtp:
+        transport = Preopened(transport_for(settings), request.connections)
+    try:
+        return _send_campaign(
+            request,
+            settings,
+            factory_for,
+            confirm,
+            progress,
+            warn,
+            stop,
+            subscribers_path,
+            transport,
+        )
+    finally:
+        if isinstance(transport, Preopened):
+            transport.close()
+
+
+def _send_campaign(
+    request: SendRequest,
+    settings: Settings,
+    factory_for: Callable[[str], FactoryMaker],
+    confirm: Callable[[Plan], bool],
+    progress: Callable[[Progress], None] | None,
+    warn: Callable[[str], None],
+    stop: threading.Event | None,
+    subscribers_path: Path,
+    transport: Transport | None,
+) -> SendReport:
+    home = _home_of(settings)
     composed, check = _compose_checked(request, settings, factory_for(""), warn)
     factory = composed.factory
     key = issue_key(home, composed.issue)
@@ -483,6 +517,7 @@ def send_issue(
             _deliver(
                 request,
                 settings,
+                transport,
                 factory,
                 _registered(scan.selected(), settings, suppression),
                 ledger,
@@ -623,6 +658,7 @@ def _registered(
 def _deliver(
     request: SendRequest,
     settings: Settings,
+    transport: Transport | None,
     factory: MessageFactory,
     recipients: Iterable[Subscriber],
     ledger: ledger_mod.Ledger,
@@ -703,7 +739,7 @@ def _deliver(
     try:
         deliver(
             jobs,
-            transport_for(settings),
+            transport or transport_for(settings),
             on_result=on_result,
             connections=request.connections,
             rate=request.rate,

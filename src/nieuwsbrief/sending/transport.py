@@ -11,6 +11,7 @@ import base64
 import binascii
 import enum
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -193,3 +194,73 @@ class Transport(Protocol):
     def describe(self) -> str:
         """Say where messages will go, for the confirmation prompt."""
         ...
+
+
+class Preopened:
+    """A transport whose first `count` channels start opening at once, in parallel, in threads.
+
+    For a send that does not ask before sending: the connect, TLS and EHLO round trips then
+    overlap composing the issue and reading the list, instead of following them one channel
+    after the other. A channel that could not be opened raises its error when it is taken, as
+    `open()` would have; `close()` closes those never taken, also ones still opening.
+    """
+
+    def __init__(self, transport: Transport, count: int) -> None:
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._ready: list[Channel | Exception] = []
+        self._arrived = threading.Condition(self._lock)
+        self._owed = count  # channels opening or opened and not taken yet
+        self._closed = False
+        for n in range(count):
+            threading.Thread(
+                target=self._open_one, name=f"nieuwsbrief-open-{n}", daemon=True
+            ).start()
+
+    def _open_one(self) -> None:
+        item: Channel | Exception
+        try:
+            item = self._transport.open()
+        except Exception as exc:  # handed to whoever takes this channel
+            item = exc
+        with self._lock:
+            if not self._closed:
+                self._ready.append(item)
+                self._arrived.notify()
+                return
+        if not isinstance(item, Exception):
+            item.close()
+
+    @property
+    def max_per_connection(self) -> int:
+        """Messages per channel before the engine opens a fresh one (0 = unlimited)."""
+        return self._transport.max_per_connection
+
+    def open(self) -> Channel:
+        """Take a channel opened in advance (waiting for one still opening), else open one."""
+        with self._lock:
+            if self._closed or self._owed == 0:
+                item: Channel | Exception | None = None
+            else:
+                self._owed -= 1
+                while not self._ready:
+                    self._arrived.wait()
+                item = self._ready.pop(0)
+        if item is None:
+            return self._transport.open()
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def describe(self) -> str:
+        """Say where messages will go, for the confirmation prompt."""
+        return self._transport.describe()
+
+    def close(self) -> None:
+        """Close the channels opened in advance that were never taken."""
+        with self._lock:
+            self._closed = True
+            left, self._ready = self._ready, []
+        for item in left:
+            if not isinstance(item, Exception):
+                item.close()
