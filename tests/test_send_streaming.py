@@ -6,14 +6,16 @@ count (the reads of the file, the jobs the delivery pulled against the results i
 
 from __future__ import annotations
 
+import codecs
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nieuwsbrief import subscribers as subscribers_mod
+from nieuwsbrief.addresses import normalise_address
 from nieuwsbrief.cli import _factory_maker
 from nieuwsbrief.config import load_settings
 from nieuwsbrief.errors import NieuwsbriefError
@@ -205,3 +207,49 @@ def test_preopened_connections_are_the_ones_delivery_uses() -> None:
         unused.open().close()
         unused.close()  # closes the one never taken (or closes it once it is open)
     assert Counter(server.recipients()) == Counter(address(n) for n in range(30))
+
+
+LISTS = {
+    "bom-and-duplicates": codecs.BOM_UTF8
+    + b"Naam;E-mail\r\nJan;jan@Example.NL\r\nPiet;piet@example.nl\r\nJ2;JAN@example.nl\r\n;\r\n"
+    b"X;not-an-address\r\nY;y@example.nl\x07\r\n",
+    "cp1252": "Naam;E-mail\r\nJosé;jose@example.nl\r\n".encode("cp1252"),
+    "sep-hint-and-quoted-break": b'sep=,\r\nemail,name\r\na@example.nl,"A\r\nB"\r\n'
+    b"b@example.nl,B\r\n",
+    "international": "email\nü@example.nl\nx@bücher.de\nX@BÜCHER.de\n".encode(),
+    # Longer than the sniffing sample, with first/middle/last name columns and bare LF.
+    "long": (
+        "Voornaam;Tussenvoegsel;Achternaam;E-mailadres\n"
+        + "".join(f"V{i};van;A{i};lid{i % 4000}@Gemeente{i % 7}.example\n" for i in range(5000))
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LISTS))
+def test_the_two_passes_give_what_reading_the_whole_list_gives(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "lijst.csv"
+    path.write_bytes(LISTS[name])
+    whole = subscribers_mod.load_subscribers(path)
+    scan = subscribers_mod.scan_subscribers(path)
+    assert list(scan.selected()) == list(whole.subscribers)
+    assert (scan.valid, scan.invalid, scan.duplicates) == (
+        len(whole.subscribers),
+        len(whole.invalid),
+        len(whole.duplicates),
+    )
+    assert (scan.columns, scan.encoding, scan.delimiter) == (
+        whole.columns,
+        whole.encoding,
+        whole.delimiter,
+    )
+    # select() sees every valid unique address once, in file order, and decides per address.
+    seen: list[str] = []
+
+    def every_other(keys: Sequence[str]) -> list[bool]:
+        seen.extend(keys)
+        return [(len(seen) - len(keys) + n) % 2 == 0 for n in range(len(keys))]
+
+    chosen = subscribers_mod.scan_subscribers(path, every_other)
+    expected = [s for n, s in enumerate(whole.subscribers) if n % 2 == 0]
+    assert list(chosen.selected()) == expected and chosen.chosen == len(expected)
+    assert seen == [normalise_address(s.email) for s in whole.subscribers]

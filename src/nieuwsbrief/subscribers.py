@@ -254,7 +254,6 @@ class ListScan:
     invalid: int = 0
     duplicates: int = 0
     chosen: int = 0  # of the valid ones, those `select` said yes to
-    first_invalid: list[RejectedRow] = field(default_factory=list)  # at most REPORT_LIMIT
     _layout: _Layout | None = field(default=None, repr=False)
     _decisions: bytearray = field(default_factory=bytearray, repr=False)
     _identity: tuple[int, ...] = field(default=(), repr=False)
@@ -281,7 +280,7 @@ class ListScan:
                     if values is None:
                         continue
                     if index >= len(decisions):
-                        raise self._changed(handle)
+                        raise self._changed()
                     decision = decisions[index]
                     index += 1
                     if index % 1000 == 0:
@@ -292,20 +291,20 @@ class ListScan:
                     if decision == _SEND_NORMALISED:
                         checked = layout.check(line, values)
                         if isinstance(checked, RejectedRow):
-                            raise self._changed(handle)
+                            raise self._changed()
                         email = checked
                     yield layout.subscriber(line, values, email)
             except TableError:
-                raise self._changed(handle) from None
+                raise self._changed() from None
             if index != len(decisions):
-                raise self._changed(handle)
+                raise self._changed()
             self._check_same(handle)
 
     def _check_same(self, handle: BinaryIO) -> None:
         if _identity(handle) != self._identity:
-            raise self._changed(handle)
+            raise self._changed()
 
-    def _changed(self, handle: BinaryIO) -> SubscriberListError:
+    def _changed(self) -> SubscriberListError:
         return SubscriberListError(
             _(
                 "{path}: the list changed while it was being sent; leave the file alone during a "
@@ -340,7 +339,7 @@ def scan_subscribers(
             )
             _first_pass(scan, layout, rows, select)
             if _identity(handle) != identity:
-                raise scan._changed(handle)
+                raise scan._changed()
     except InputFileError as exc:
         raise SubscriberListError(str(exc)) from None
     except TableError as exc:
@@ -379,8 +378,6 @@ def _first_pass(
             email = layout.check(line, values)
             if isinstance(email, RejectedRow):
                 scan.invalid += 1
-                if len(scan.first_invalid) < REPORT_LIMIT:
-                    scan.first_invalid.append(email)
                 continue
             same = email == values[layout.email_col]
             pending.append((index, line, email, normalise_address(email), same))
