@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -101,14 +101,22 @@ async def _slow_session(
 def run_slow_server(port: int, delay: float) -> None:
     """Serve on 127.0.0.1:port until SIGTERM."""
 
-    async def main() -> None:
-        server = await asyncio.start_server(
+    serve_until_sigterm(
+        lambda: asyncio.start_server(
             lambda r, w: _slow_session(r, w, delay),
             "127.0.0.1",
             port,
             limit=8 * 1024 * 1024,
             backlog=1000,
         )
+    )
+
+
+def serve_until_sigterm(start: Callable[[], Awaitable[asyncio.Server]]) -> None:
+    """Run the asyncio server that `start()` makes until this process gets SIGTERM."""
+
+    async def main() -> None:
+        server = await start()
         loop = asyncio.get_running_loop()
         stop = loop.create_future()
         loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
@@ -199,17 +207,13 @@ def run_delay_proxy(port: int, upstream: int, delay: float) -> None:
         except OSError:
             writer.close()
             return
-        await asyncio.gather(_pump(reader, up_writer, delay), _pump(up_reader, writer, delay))
+        try:
+            await asyncio.gather(_pump(reader, up_writer, delay), _pump(up_reader, writer, delay))
+        except asyncio.CancelledError:  # SIGTERM: the proxy stops, open sessions with it
+            writer.close()
+            up_writer.close()
 
-    async def main() -> None:
-        server = await asyncio.start_server(session, "127.0.0.1", port, backlog=1000)
-        loop = asyncio.get_running_loop()
-        stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        async with server:
-            await stop
-
-    asyncio.run(main())
+    serve_until_sigterm(lambda: asyncio.start_server(session, "127.0.0.1", port, backlog=1000))
 
 
 # --------------------------------------------------------------------------------------------
