@@ -344,6 +344,13 @@ def scan_subscribers(
         raise SubscriberListError(str(exc)) from None
     except TableError as exc:
         raise SubscriberListError(exc.located(path)) from None
+    except sqlite3.Error as exc:  # the temporary file of digests (full disk, no /tmp)
+        raise SubscriberListError(
+            _(
+                "{path}: cannot check the list for duplicates ({reason}); free some space in "
+                "the temporary folder, or point SQLITE_TMPDIR elsewhere"
+            ).format(path=path, reason=exc)
+        ) from None
     return scan
 
 
