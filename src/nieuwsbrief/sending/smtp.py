@@ -31,7 +31,6 @@ not hours.
 from __future__ import annotations
 
 import base64
-import contextlib
 import enum
 import re
 import select
@@ -335,11 +334,6 @@ class SmtpConnection:
     def __init__(self, params: SmtpParams, smtp: _Smtp) -> None:
         self.params = params
         self._smtp: _Smtp | None = smtp
-        # Each message (or command, in lock-step) is one write already: send its last segment
-        # at once rather than after the ACK of the one before (Nagle), which costs a delayed ACK
-        # (up to 40 ms) per message on some paths.
-        with contextlib.suppress(OSError):
-            smtp.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.pipelining = params.pipelining and bool(smtp.has_extn("pipelining"))
         self.smtputf8 = smtp.has_extn("smtputf8")
         self.state = State.IDLE
