@@ -687,11 +687,21 @@ def _template_values(path: Path) -> dict[str, str]:
 
 
 def render_mjml(
-    issue: Issue, brand: Brand, templates_dir: Path | None = None, web_url: str | None = None
+    issue: Issue,
+    brand: Brand,
+    templates_dir: Path | None = None,
+    web_url: str | None = None,
+    *,
+    env: jinja2.Environment | None = None,
+    context: dict[str, Any] | None = None,
 ) -> str:
     """Fill the MJML template of an issue (the first of the three HTML steps)."""
-    env = _environment(templates_dir)
-    return _render_template(env, templates_dir, HTML_TEMPLATE, _context(issue, brand, web_url))
+    return _render_template(
+        env or _environment(templates_dir),
+        templates_dir,
+        HTML_TEMPLATE,
+        context if context is not None else _context(issue, brand, web_url),
+    )
 
 
 def render_issue(
@@ -705,7 +715,7 @@ def render_issue(
     html_template = template_path(templates_dir, HTML_TEMPLATE)
     notes = SourceNotes()
     context = _context(issue, brand, web_url, notes=notes)
-    mjml_source = _render_template(env, templates_dir, HTML_TEMPLATE, context)
+    mjml_source = render_mjml(issue, brand, templates_dir, env=env, context=context)
     html, tags = strip_sources(inline_css(mjml_to_html(mjml_source, templates_dir), templates_dir))
     text = _render_template(env, templates_dir, TEXT_TEMPLATE, context)
     text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"

@@ -83,11 +83,6 @@ class DeliveryStats:
         """How many jobs got a final Result."""
         return self.accepted + self.temporary + self.permanent
 
-    @property
-    def per_second(self) -> float:
-        """Reported jobs per second of wall-clock time."""
-        return self.reported / self.elapsed if self.elapsed > 0 else 0.0
-
 
 class RateLimiter:
     """A token bucket holding one token: sends are spaced 1/rate apart across all threads."""

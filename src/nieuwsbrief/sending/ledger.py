@@ -58,7 +58,7 @@ CREATE INDEX IF NOT EXISTS recipients_message_id ON recipients (message_id)
     WHERE message_id != '';
 CREATE INDEX IF NOT EXISTS recipients_address ON recipients (address);
 """
-# An index only (has_mailed, last_issue_to look an address up over all issues): added to a
+# An index only (last_issue_to looks an address up over all issues): added to a
 # ledger of version 2 when a send opens it, without a new version, so an older nieuwsbrief can
 # still use the file.
 _ADDRESS_INDEX = "CREATE INDEX IF NOT EXISTS recipients_address ON recipients (address)"
@@ -476,17 +476,6 @@ class Ledger:
                 (address, ACCEPTED),
             ).fetchone()
         return None if row is None else str(row[0])
-
-    def has_mailed(self, address: str) -> bool:
-        """Tell whether any issue was accepted for this address (normal form)."""
-        if self._db is None:
-            return False
-        with self._lock:
-            row = self._execute(
-                "SELECT 1 FROM recipients WHERE address = ? AND status = ? LIMIT 1",
-                (address, ACCEPTED),
-            ).fetchone()
-        return row is not None
 
 
 def describe_changes(old: Mapping[str, str], new: Mapping[str, str]) -> str:
