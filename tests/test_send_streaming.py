@@ -60,7 +60,7 @@ class Instrumented:
         real = deliver  # the engine itself; the campaign's name for it is replaced
 
         def counting(jobs: Iterable[Job], *args: Any, **kwargs: Any) -> Any:
-            on_result: Callable[[Result], None] = kwargs.pop("on_result")
+            on_results: Callable[[list[Result]], None] = kwargs.pop("on_results")
             self.connections = kwargs["connections"]
 
             def counted() -> Iterator[Job]:
@@ -69,11 +69,11 @@ class Instrumented:
                     self.peak = max(self.peak, self.pulled - self.reported)
                     yield job
 
-            def reported(result: Result) -> None:
-                self.reported += 1
-                on_result(result)
+            def reported(results: list[Result]) -> None:
+                self.reported += len(results)
+                on_results(results)
 
-            return real(counted(), *args, on_result=reported, **kwargs)
+            return real(counted(), *args, on_results=reported, **kwargs)
 
         monkeypatch.setattr("nieuwsbrief.sending.campaign.deliver", counting)
 

@@ -680,24 +680,50 @@ def _deliver(
         message_ids[key] = _message_id(data)  # the accepted attempt is the last one built
         return data
 
-    def on_result(result: Result) -> None:
-        nonlocal done
-        reply = str(result.reply)
-        status = {
-            Outcome.ACCEPTED: ledger_mod.ACCEPTED,
-            Outcome.PERMANENT: ledger_mod.FAILED,
-        }.get(result.outcome, ledger_mod.DEFERRED)
-        if ledger_error:
+    def on_results(results: list[Result]) -> None:
+        outcomes = [
+            (
+                result,
+                str(result.reply),
+                {
+                    Outcome.ACCEPTED: ledger_mod.ACCEPTED,
+                    Outcome.PERMANENT: ledger_mod.FAILED,
+                }.get(result.outcome, ledger_mod.DEFERRED),
+            )
+            for result in results
+        ]
+        if not ledger_error:
+            try:
+                # One commit for the results that were waiting together, counted only after it.
+                ledger.record_many(
+                    issue,
+                    [
+                        (r.key, status, reply, r.attempts, message_ids.pop(r.key, ""))
+                        for r, reply, status in outcomes
+                    ],
+                )
+            except (LedgerError, NieuwsbriefError) as exc:
+                # Disk full, or the file went away: stop sending; what is in flight is listed.
+                ledger_error.append(exc if isinstance(exc, LedgerError) else LedgerError(str(exc)))
+                stop.set()
+            else:
+                for result, reply, status in outcomes:
+                    counted(result, reply, status)
+                state.delivered, state.failed = report.delivered, done - report.delivered
+                if progress:
+                    progress(state)
+                return
+        for result, _reply, status in outcomes:
             if status == ledger_mod.ACCEPTED:
                 report.unrecorded.append(result.recipient)
-            return
-        try:
-            ledger.record(
-                issue, result.key, status, reply, result.attempts, message_ids.pop(result.key, "")
-            )
-            if status == ledger_mod.FAILED and is_unknown_recipient(
-                result.reply.code, result.reply.enhanced, result.reply.text
-            ):
+
+    def counted(result: Result, reply: str, status: str) -> None:
+        """Count one recorded result; a refused unknown address is suppressed at once."""
+        nonlocal done
+        if status == ledger_mod.FAILED and is_unknown_recipient(
+            result.reply.code, result.reply.enhanced, result.reply.text
+        ):
+            try:
                 suppression.add(
                     result.key,
                     "bounce",
@@ -705,13 +731,12 @@ def _deliver(
                     reason=f"hard bounce {result.reply.code} (the server says it does not exist)",
                 )
                 report.suppressed_now += 1
-        except (LedgerError, NieuwsbriefError) as exc:
-            # Disk full, or the file went away: stop sending; what is in flight is listed.
-            ledger_error.append(exc if isinstance(exc, LedgerError) else LedgerError(str(exc)))
-            if status == ledger_mod.ACCEPTED:
-                report.unrecorded.append(result.recipient)
-            stop.set()
-            return
+            except NieuwsbriefError as exc:
+                if not ledger_error:
+                    ledger_error.append(
+                        exc if isinstance(exc, LedgerError) else LedgerError(str(exc))
+                    )
+                stop.set()
         if status == ledger_mod.ACCEPTED:
             report.delivered += 1
         elif status == ledger_mod.FAILED:
@@ -719,9 +744,6 @@ def _deliver(
         else:
             report.deferred.append((result.recipient, reply))
         done += 1
-        state.delivered, state.failed = report.delivered, done - report.delivered
-        if progress:
-            progress(state)
 
     def on_waiting(count: int, next_in: float) -> None:
         if progress and (count or state.waiting):
@@ -740,7 +762,7 @@ def _deliver(
         deliver(
             jobs,
             transport or transport_for(settings),
-            on_result=on_result,
+            on_results=on_results,
             connections=request.connections,
             rate=request.rate,
             retry_delays=request.retry_schedule(),

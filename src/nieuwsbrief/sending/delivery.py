@@ -41,6 +41,8 @@ MAX_LOST_CONNECTIONS_PER_JOB = 3
 # a connection that drops or goes out of step costs only the message in flight a retry.
 FAILURES_IN_A_ROW = 2
 TIMED_OUT_RETRY_DELAY = 1.0  # seconds
+# The most results handed to `on_results` at once (they were all waiting already).
+RESULTS_AT_ONCE = 256
 
 
 @dataclass(frozen=True)
@@ -556,11 +558,24 @@ class _Worker:
         raise _GiveUp(error)
 
 
+def _report(
+    batch: list[Result],
+    on_result: Callable[[Result], None] | None,
+    on_results: Callable[[list[Result]], None] | None,
+) -> None:
+    if on_results is not None:
+        on_results(batch)
+    elif on_result is not None:
+        for result in batch:
+            on_result(result)
+
+
 def deliver(
     jobs: Iterable[Job],
     transport: Transport,
     *,
-    on_result: Callable[[Result], None],
+    on_result: Callable[[Result], None] | None = None,
+    on_results: Callable[[list[Result]], None] | None = None,
     connections: int = 4,
     rate: float | None = None,
     retry_delays: Sequence[float] = (2, 10, 30, 60, 120),
@@ -573,7 +588,11 @@ def deliver(
 
     `on_result` is called in the calling thread, one result at a time, as soon as a worker has
     the final reply (for ACCEPTED: right after the server's 250), so it needs no locking and
-    may use a SQLite connection made in this thread. `jobs` is also iterated only in this
+    may use a SQLite connection made in this thread. `on_results`, if given instead, gets the
+    results that are waiting together (at most RESULTS_AT_ONCE, as soon as the first is there),
+    so that one commit can record them: with many connections, a commit per result leaves the
+    calling thread no time to feed the workers, and the next envelope then cannot ride along
+    with a body. `jobs` is also iterated only in this
     thread, lazily: at most 4 x `connections` jobs are pulled and not yet reported, besides
     those waiting to retry: up to 2 x `connections` waiting for a worker and at most two per
     worker (the message awaiting its reply and, over SMTP with PIPELINING, the next one whose
@@ -621,19 +640,39 @@ def deliver(
         if on_waiting is not None and time.monotonic() >= next_tick:
             next_tick = time.monotonic() + 0.5
             on_waiting(*run.waiting())
+        batch: list[Result] = []  # taken off the queue: reported below even after a Ctrl-C
         try:
             run.top_up()
             item = run.results.get(timeout=0.1)
-            if item is _DONE:
-                running -= 1
-            elif isinstance(item, Result):
-                run.reported += 1
-                _count(stats, item)
-                on_result(item)
+            while True:
+                if item is _DONE:
+                    running -= 1
+                elif isinstance(item, Result):
+                    run.reported += 1
+                    _count(stats, item)
+                    batch.append(item)
+                if len(batch) >= RESULTS_AT_ONCE:
+                    break
+                try:
+                    item = run.results.get_nowait()
+                except queue.Empty:
+                    break
         except queue.Empty:
             continue
         except KeyboardInterrupt as exc:
             # Let the messages in flight finish and be reported, then re-raise.
+            interrupted = exc
+            run.stop()
+        except BaseException:
+            run.stop()
+            for thread in threads:
+                thread.join()
+            raise
+        if not batch:
+            continue
+        try:
+            _report(batch, on_result, on_results)
+        except KeyboardInterrupt as exc:
             interrupted = exc
             run.stop()
         except BaseException:

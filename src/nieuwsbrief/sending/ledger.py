@@ -12,6 +12,7 @@ A file that is not a nieuwsbrief ledger, or is damaged, is refused and never mod
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -429,16 +430,41 @@ class Ledger:
 
         `address` is in the normal form of addresses.normalise_address (the key of `states`).
         """
+        self.record_many(issue, [(address, status, reply, attempts, message_id)])
+
+    def record_many(self, issue: str, outcomes: Sequence[tuple[str, str, str, int, str]]) -> None:
+        """Record (address, status, reply, attempts, message_id) outcomes in one transaction.
+
+        Committed before returning, all or none: on an error nothing of `outcomes` is recorded.
+        One commit for the results that are waiting anyway keeps the sending thread free.
+        """
+        now = _now()
+        rows = [(issue, a, s, r, n, now, m) for a, s, r, n, m in outcomes]
         with self._lock:
-            self._execute(
-                "INSERT INTO recipients VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (issue, address) DO UPDATE SET status = excluded.status, "
-                "reply = excluded.reply, attempts = recipients.attempts + excluded.attempts, "
-                "updated_at = excluded.updated_at, message_id = CASE "
-                "WHEN excluded.message_id != '' THEN excluded.message_id "
-                "ELSE recipients.message_id END",
-                (issue, address, status, reply, attempts, _now(), message_id),
-            )
+            db = self._db
+            assert db is not None
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(
+                    "INSERT INTO recipients VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (issue, address) DO UPDATE SET status = excluded.status, "
+                    "reply = excluded.reply, "
+                    "attempts = recipients.attempts + excluded.attempts, "
+                    "updated_at = excluded.updated_at, message_id = CASE "
+                    "WHEN excluded.message_id != '' THEN excluded.message_id "
+                    "ELSE recipients.message_id END",
+                    rows,
+                )
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                raise LedgerError(
+                    _("{path}: cannot write the send ledger ({reason})").format(
+                        path=self.path, reason=_describe(exc)
+                    )
+                ) from None
 
     def rows(self, issue: str, statuses: Iterable[str]) -> list[LedgerRow]:
         """Return the recipients of an issue that have one of the given statuses."""
