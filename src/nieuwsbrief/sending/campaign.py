@@ -709,9 +709,6 @@ def _deliver(
             else:
                 for result, reply, status in outcomes:
                     counted(result, reply, status)
-                state.delivered, state.failed = report.delivered, done - report.delivered
-                if progress:
-                    progress(state)
                 return
         for result, _reply, status in outcomes:
             if status == ledger_mod.ACCEPTED:
@@ -744,6 +741,9 @@ def _deliver(
         else:
             report.deferred.append((result.recipient, reply))
         done += 1
+        state.delivered, state.failed = report.delivered, done - report.delivered
+        if progress:
+            progress(state)
 
     def on_waiting(count: int, next_in: float) -> None:
         if progress and (count or state.waiting):
