@@ -640,39 +640,31 @@ def deliver(
         if on_waiting is not None and time.monotonic() >= next_tick:
             next_tick = time.monotonic() + 0.5
             on_waiting(*run.waiting())
-        batch: list[Result] = []  # taken off the queue: reported below even after a Ctrl-C
+        batch: list[Result] = []  # taken off the queue: reported even after a Ctrl-C
         try:
-            run.top_up()
-            item = run.results.get(timeout=0.1)
-            while True:
-                if item is _DONE:
-                    running -= 1
-                elif isinstance(item, Result):
-                    run.reported += 1
-                    _count(stats, item)
-                    batch.append(item)
-                if len(batch) >= RESULTS_AT_ONCE:
-                    break
-                try:
-                    item = run.results.get_nowait()
-                except queue.Empty:
-                    break
+            try:
+                run.top_up()
+                item = run.results.get(timeout=0.1)
+                while True:
+                    if item is _DONE:
+                        running -= 1
+                    elif isinstance(item, Result):
+                        run.reported += 1
+                        _count(stats, item)
+                        batch.append(item)
+                    if len(batch) >= RESULTS_AT_ONCE:
+                        break
+                    try:
+                        item = run.results.get_nowait()
+                    except queue.Empty:
+                        break
+            finally:
+                if batch:
+                    _report(batch, on_result, on_results)
         except queue.Empty:
             continue
         except KeyboardInterrupt as exc:
             # Let the messages in flight finish and be reported, then re-raise.
-            interrupted = exc
-            run.stop()
-        except BaseException:
-            run.stop()
-            for thread in threads:
-                thread.join()
-            raise
-        if not batch:
-            continue
-        try:
-            _report(batch, on_result, on_results)
-        except KeyboardInterrupt as exc:
             interrupted = exc
             run.stop()
         except BaseException:
