@@ -198,22 +198,51 @@ class RttProbe:
 
 
 def run_delay_proxy(port: int, upstream: int, delay: float) -> None:
-    """Forward 127.0.0.1:port to 127.0.0.1:upstream, delaying each direction; until SIGTERM."""
+    """Forward 127.0.0.1:port to 127.0.0.1:upstream, delaying each direction; until SIGTERM.
 
-    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(2 * delay)  # the TCP handshake's round trip, before the greeting
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream)
-        except OSError:
-            writer.close()
-            return
-        try:
-            await asyncio.gather(_pump(reader, up_writer, delay), _pump(up_reader, writer, delay))
-        except asyncio.CancelledError:  # SIGTERM: the proxy stops, open sessions with it
-            writer.close()
-            up_writer.close()
+    Each session runs in a process of its own (forked on accept): in one event loop for all
+    sessions, the chunks of one waited behind those of the others, and under the load of 4 or 8
+    busy sessions a 75 KB message took 22.0-22.4 ms instead of 20.6 ms to go round.
+    """
+    listener = socket.create_server(("127.0.0.1", port), backlog=1000)
+    children: set[int] = set()
 
-    serve_until_sigterm(lambda: asyncio.start_server(session, "127.0.0.1", port, backlog=1000))
+    def stop(signum: int, frame: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        conn, _ = listener.accept()
+        while children:  # reap the sessions that ended
+            with contextlib.suppress(ChildProcessError):
+                pid, _status = os.waitpid(-1, os.WNOHANG)
+                if pid == 0:
+                    break
+                children.discard(pid)
+                continue
+            break
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            listener.close()
+            asyncio.run(_proxy_session(conn, upstream, delay))
+            os._exit(0)
+        children.add(pid)
+        conn.close()
+
+
+async def _proxy_session(conn: socket.socket, upstream: int, delay: float) -> None:
+    reader, writer = await asyncio.open_connection(sock=conn)
+    await asyncio.sleep(2 * delay)  # the TCP handshake's round trip, before the greeting
+    try:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream)
+    except OSError:
+        writer.close()
+        return
+    await asyncio.gather(_pump(reader, up_writer, delay), _pump(up_reader, writer, delay))
 
 
 # --------------------------------------------------------------------------------------------
