@@ -1,7 +1,8 @@
 """The parallel delivery engine: jobs in, one final Result per job out, over any Transport.
 
 Worker threads each own one channel (one SMTP connection) and reuse it for many messages;
-with PIPELINING each body carries the next message's envelope, one round trip per message. A
+with PIPELINING each body carries the next message's envelope, one round trip per message, and
+the message after that is built while the reply is on its way. A
 shared limiter keeps the total rate; 4xx replies requeue the job with backoff, 5xx replies are
 final, and a lost connection is reopened and the unacknowledged message sent again. A message
 that cannot be built, or that this server cannot take, fails alone: the others go on. When
@@ -164,9 +165,9 @@ class _Run:
         self.feed: deque[Job] = deque()  # new jobs waiting for a worker
         self.feed_limit = 2 * connections
         # Jobs pulled and not yet reported, apart from those waiting for a retry: the feed and
-        # up to two per worker, so results the calling thread has not handled yet hold back
+        # up to three per worker, so results the calling thread has not handled yet hold back
         # new jobs too (the look-ahead stays bounded however long the list).
-        self.ahead_limit = 4 * connections
+        self.ahead_limit = 5 * connections
         self.pulled = 0  # both advanced only by the calling thread
         self.reported = 0
         self.transport = transport
@@ -260,16 +261,19 @@ class _Run:
                 self.cond.wait(self.retries[0].due - now if self.retries else None)
             return None
 
-    def task_at_hand(self) -> _Task | None:
-        """Take a due retry or a new job if one is there right now; never wait."""
+    def task_at_hand(self, *, new_only: bool = False) -> _Task | None:
+        """Take a due retry or a new job if one is there right now; never wait.
+
+        With `new_only`, only a new job: a retry goes out on the next send, not one later.
+        """
         with self.cond:
             if self.halt.is_set():
                 return None
-            return self._take(time.monotonic())
+            return self._take(time.monotonic(), new_only=new_only)
 
-    def _take(self, now: float) -> _Task | None:
+    def _take(self, now: float, *, new_only: bool = False) -> _Task | None:
         # With self.cond held.
-        if self.retries and self.retries[0].due <= now:
+        if not new_only and self.retries and self.retries[0].due <= now:
             self.in_hand += 1
             return heapq.heappop(self.retries).task
         if self.feed:
@@ -315,20 +319,27 @@ class _Worker:
         self.pipe: PipeliningChannel | None = None  # the channel, if it can pipeline
         self.sent_on_channel = 0
         self.held: list[_Task] = []  # taken and not yet reported or requeued
+        # What this worker sends next, in order, before taking other work (also in `held`): a
+        # message whose connection was lost (again first, on the new connection) and the one
+        # built while the previous body's reply was on its way.
+        self.next_up: deque[_Task] = deque()
         self.adopt(channel)
 
     def __call__(self) -> None:
         run = self.run
         try:
-            while (task := run.next_task()) is not None:
-                self.held.append(task)
+            while (task := self.take_next() or run.next_task()) is not None:
+                if task not in self.held:
+                    self.held.append(task)
                 if not self.channel_usable():
                     try:
                         self.connect()
                     except DeliveryError as exc:
-                        # Let another worker have the job while this one waits to reconnect.
+                        # Let another worker have the jobs while this one waits to reconnect.
                         run.failed(str(exc))
                         self.requeue(task, 0.0)
+                        while (waiting := self.take_next()) is not None:
+                            self.requeue(waiting, 0.0)
                         self.reconnect(exc)
                         continue
                 try:
@@ -337,7 +348,8 @@ class _Worker:
                     self.drop_channel()
                     surprise = ConnectionLost(f"{type(exc).__name__}: {exc}")
                     for held in list(self.held):
-                        self.lost(held, held.data, surprise)
+                        if held not in self.next_up:  # those were not sent: nothing lost
+                            self.lost(held, held.data, surprise)
         except _GiveUp as exc:
             run.gave_up.append(exc.error)
         except BaseException as exc:  # handed to the calling thread, which re-raises it
@@ -416,7 +428,7 @@ class _Worker:
                 return
             after = follower.job
             try:
-                reply = pipe.finish(data, (after.sender, after.recipient))
+                reply = pipe.finish(data, (after.sender, after.recipient), self.prefetch)
             except ConnectionLost as exc:
                 self.lost(task, data, exc)
                 self.requeue(follower, 0.0)  # its envelope was never answered: not an attempt
@@ -447,6 +459,9 @@ class _Worker:
         limit = run.transport.max_per_connection
         if limit and self.sent_on_channel + 1 >= limit:
             return None  # the message being sent is this channel's last
+        waiting = self.take_next()
+        if waiting is not None:
+            return waiting
         limiter = run.limiter
         if limiter is not None and not limiter.ready():
             return None
@@ -458,6 +473,31 @@ class _Worker:
             self.requeue(task, 0.0)
             return None
         return task
+
+    def prefetch(self) -> None:
+        """While a body's reply is on its way: take and build the message after the next one.
+
+        Only without a rate limit (with one, the round trip is not what sets the pace) and
+        when the channel may carry it. Its bytes are kept in the task until it is sent.
+        """
+        run = self.run
+        if self.next_up or run.limiter is not None:
+            return
+        limit = run.transport.max_per_connection
+        if limit and self.sent_on_channel + 2 >= limit:
+            return  # the body in flight and the envelope behind it fill this channel
+        task = run.task_at_hand(new_only=True)
+        if task is None:
+            return
+        self.held.append(task)
+        data = self.built(task)
+        if data is not None:
+            task.data = data
+            self.next_up.append(task)
+
+    def take_next(self) -> _Task | None:
+        """Hand over the first task this worker holds for its next send (still in `held`)."""
+        return self.next_up.popleft() if self.next_up else None
 
     def built(self, task: _Task) -> bytes | None:
         """Return the task's message; if it cannot be built, fail that task alone (None)."""
@@ -500,9 +540,12 @@ class _Worker:
             self.finish(task, self.result(task, Outcome.TEMPORARY, lost))
         else:
             task.data = data  # resend the same bytes: same Message-ID if it did arrive
-            # After a time-out, let other messages go first: if only this one makes the server
-            # hang, their replies keep the circuit breaker from stopping the run.
-            self.requeue(task, TIMED_OUT_RETRY_DELAY if isinstance(exc, TimedOut) else 0.0)
+            if isinstance(exc, TimedOut):
+                # Let other messages go first: if only this one makes the server hang, their
+                # replies keep the circuit breaker from stopping the run.
+                self.requeue(task, TIMED_OUT_RETRY_DELAY)
+            else:  # first on this worker's next connection, before what it had built
+                self.next_up.appendleft(task)
 
     def finish(self, task: _Task, result: Result | None) -> None:
         self.held.remove(task)
@@ -593,10 +636,10 @@ def deliver(
     so that one commit can record them: with many connections, a commit per result leaves the
     calling thread no time to feed the workers, and the next envelope then cannot ride along
     with a body. `jobs` is also iterated only in this
-    thread, lazily: at most 4 x `connections` jobs are pulled and not yet reported, besides
-    those waiting to retry: up to 2 x `connections` waiting for a worker and at most two per
+    thread, lazily: at most 5 x `connections` jobs are pulled and not yet reported, besides
+    those waiting to retry: up to 2 x `connections` waiting for a worker and at most three per
     worker (the message awaiting its reply and, over SMTP with PIPELINING, the next one whose
-    MAIL, RCPT and DATA went out behind its body).
+    MAIL, RCPT and DATA went out behind its body, and the one after, built meanwhile).
     `on_waiting(count, next_in)`, also in the calling thread and about twice a second, says
     how many jobs wait for a retry after a 4xx reply and in how many seconds the next is due.
 

@@ -38,6 +38,7 @@ import smtplib
 import socket
 import ssl
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from nieuwsbrief.addresses import is_loopback_host
@@ -475,12 +476,18 @@ class SmtpConnection:
         self.state = State.ENVELOPE
         return self._envelope_replies()
 
-    def finish(self, data: bytes, then: tuple[str, str] | None = None) -> Reply:
+    def finish(
+        self,
+        data: bytes,
+        then: tuple[str, str] | None = None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> Reply:
         """Send the body of the open transaction; return the server's final reply.
 
         With `then` = (sender, recipient), which needs PIPELINING, that next transaction's MAIL,
         RCPT and DATA go out right behind the body; call pipelined() for their replies unless
-        the connection closed (421). Raise ConnectionLost if the body was not acknowledged.
+        the connection closed (421). `meanwhile()` runs after the write, while the reply is on
+        its way. Raise ConnectionLost if the body was not acknowledged.
         """
         self._expect(State.BODY_DUE)
         smtp = self._live()
@@ -500,6 +507,8 @@ class SmtpConnection:
                 steps += [Step.MAIL, Step.RCPT, Step.DATA]
         self._write(payload)
         self._pending.extend(steps)
+        if meanwhile is not None:
+            meanwhile()
         final = self._read(Step.BODY)
         if not self.is_open:
             return final

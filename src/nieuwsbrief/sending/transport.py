@@ -12,7 +12,7 @@ import binascii
 import enum
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -170,8 +170,17 @@ class PipeliningChannel(Channel, Protocol):
         """Open a transaction; None when the body is due, else the refusal."""
         ...
 
-    def finish(self, data: bytes, then: tuple[str, str] | None = None) -> Reply:
-        """Send the body (and `then`'s envelope behind it); return the final reply."""
+    def finish(
+        self,
+        data: bytes,
+        then: tuple[str, str] | None = None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> Reply:
+        """Send the body (and `then`'s envelope behind it); return the final reply.
+
+        `meanwhile` is called once the body is written, before its reply is read: work done
+        there (building the next message) overlaps the round trip instead of following it.
+        """
         ...
 
     def pipelined(self) -> Reply | None:
