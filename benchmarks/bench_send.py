@@ -8,7 +8,7 @@ Measures, side by side in one run and repeated (median and best of --reps):
   b) mailmerge 2.3.0 (PyPI; its own venv) sending the same composed message to the same list;
   c) Postfix's smtp-source (the ceiling) with as many sessions as nieuwsbrief's connections,
      the same message (-F, identical bytes) and the same count, reusing connections (-d);
-  d) nieuwsbrief with 8 connections against this script's own asyncio SMTP server that waits
+  d) nieuwsbrief with 8 connections against this script's own SMTP server that waits
      50 ms before answering each end-of-DATA (advertises PIPELINING): ceiling 8 / 0.05 = 160/s;
   e) peak memory (max RSS of the child, from wait4) of `nieuwsbrief send` to 100,000.
 
@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -53,80 +53,86 @@ DELIVERED_RE = re.compile(r"Delivered: (\d+) in ([\d.]+) s")
 
 
 # --------------------------------------------------------------------------------------------
-# The slow SMTP server (d): pure asyncio streams, run as a child process of this script.
+# The slow SMTP server (d): a thread per session, run as a child process of this script.
+#
+# Threads with blocking sockets rather than asyncio: an event loop waits in epoll, whose time-out
+# is whole milliseconds rounded up, so its "50 ms" was 50.5-51.3 ms; time.sleep is late by tens
+# of microseconds. The body is scanned once for its end (the asyncio version searched it again
+# at every line that ended in a full stop).
+
+_SLOW_EHLO = (
+    b"250-slow.example\r\n250-PIPELINING\r\n250-8BITMIME\r\n"
+    b"250-ENHANCEDSTATUSCODES\r\n250 SIZE 52428800\r\n"
+)
+_SLOW_REPLIES = {
+    b"HELO": b"250 slow.example\r\n",
+    b"MAIL": b"250 2.0.0 Ok\r\n",
+    b"RCPT": b"250 2.0.0 Ok\r\n",
+    b"RSET": b"250 2.0.0 Ok\r\n",
+    b"NOOP": b"250 2.0.0 Ok\r\n",
+    b"DATA": b"354 End data with <CR><LF>.<CR><LF>\r\n",
+    b"QUIT": b"221 2.0.0 Bye\r\n",
+}
 
 
-async def _slow_session(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
-) -> None:
-    def reply(line: str) -> None:
-        writer.write(line.encode("ascii") + b"\r\n")
+def _slow_session(conn: socket.socket, delay: float) -> None:
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffer = bytearray()
 
-    reply("220 slow.example ESMTP bench")
-    await writer.drain()
-    try:
+    def more() -> bool:
+        data = conn.recv(262_144)
+        buffer.extend(data)
+        return bool(data)
+
+    with conn, contextlib.suppress(OSError):
+        conn.sendall(b"220 slow.example ESMTP bench\r\n")
         while True:
-            line = await reader.readline()
-            if not line:
-                break
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                writer.write(b"250-slow.example\r\n250-PIPELINING\r\n250-8BITMIME\r\n")
-                writer.write(b"250-ENHANCEDSTATUSCODES\r\n250 SIZE 52428800\r\n")
-            elif verb == b"HELO":
-                reply("250 slow.example")
-            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
-                reply("250 2.0.0 Ok")
-            elif verb == b"DATA":
-                reply("354 End data with <CR><LF>.<CR><LF>")
-                await writer.drain()
-                data = await reader.readuntil(b".\r\n")
-                while not (data == b".\r\n" or data.endswith(b"\r\n.\r\n")):
-                    data += await reader.readuntil(b".\r\n")
-                await asyncio.sleep(delay)
-                reply("250 2.0.0 Ok: queued")
-            elif verb == b"QUIT":
-                reply("221 2.0.0 Bye")
-                await writer.drain()
-                break
-            else:
-                reply("502 5.5.2 Command not recognized")
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+            out = bytearray()
+            # Answer every command already received in one write, as a pipelining server does.
+            while (end := buffer.find(b"\r\n")) < 0:
+                if not more():
+                    return
+            while end >= 0:
+                verb = bytes(buffer[:4]).upper()
+                del buffer[: end + 2]
+                if verb == b"EHLO":
+                    out += _SLOW_EHLO
+                else:
+                    out += _SLOW_REPLIES.get(verb, b"502 5.5.2 Command not recognized\r\n")
+                if verb == b"QUIT":
+                    conn.sendall(out)
+                    return
+                if verb == b"DATA":
+                    conn.sendall(out)
+                    out = bytearray()
+                    _slow_body(buffer, more)
+                    time.sleep(delay)
+                    out += b"250 2.0.0 Ok: queued\r\n"
+                end = buffer.find(b"\r\n")
+            conn.sendall(out)
+
+
+def _slow_body(buffer: bytearray, more: Callable[[], bool]) -> None:
+    """Take one message body, up to and including its end-of-data line, off `buffer`."""
+    if buffer.startswith(b".\r\n"):
+        del buffer[:3]
+        return
+    searched = 0
+    while (end := buffer.find(b"\r\n.\r\n", searched)) < 0:
+        searched = max(0, len(buffer) - 4)
+        if not more():
+            raise ConnectionError("the client left in the middle of a body")
+    del buffer[: end + 5]
 
 
 def run_slow_server(port: int, delay: float) -> None:
-    """Serve on 127.0.0.1:port until SIGTERM."""
-
-    serve_until_sigterm(
-        lambda: asyncio.start_server(
-            lambda r, w: _slow_session(r, w, delay),
-            "127.0.0.1",
-            port,
-            limit=8 * 1024 * 1024,
-            backlog=1000,
-        )
-    )
+    """Serve on 127.0.0.1:port until SIGTERM (the default action ends the process)."""
+    listener = socket.create_server(("127.0.0.1", port), backlog=1000)
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=_slow_session, args=(conn, delay), daemon=True).start()
 
 
-def serve_until_sigterm(start: Callable[[], Awaitable[asyncio.Server]]) -> None:
-    """Run the asyncio server that `start()` makes until this process gets SIGTERM."""
-
-    async def main() -> None:
-        server = await start()
-        loop = asyncio.get_running_loop()
-        stop = loop.create_future()
-        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
-        async with server:
-            await stop
-
-    asyncio.run(main())
-
-
-# --------------------------------------------------------------------------------------------
 # The delaying TCP proxy (issue 14, item 7): a relay "far away", in front of smtp-sink. Every
 # chunk read on one side is written to the other `delay` seconds later, in order, in both
 # directions: 2 x delay round trip, no bandwidth limit. Run as a child process of this script.
