@@ -24,7 +24,13 @@ from conftest import TEST_SECRET, house_style_copy
 from nieuwsbrief.cli import _factory_maker, app
 from nieuwsbrief.config import load_settings
 from nieuwsbrief.home import find_home
-from nieuwsbrief.sending.campaign import Progress, SendReport, SendRequest, send_issue
+from nieuwsbrief.sending.campaign import (
+    SHOWN_FAILURES,
+    Progress,
+    SendReport,
+    SendRequest,
+    send_issue,
+)
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
 from nieuwsbrief.unsubscribe.tokens import make_token
 from smtp_server import Fault, SmtpServer
@@ -172,6 +178,28 @@ def test_personal_values_are_html_escaped_and_headers_cannot_be_injected(
         assert b"evil" not in message.data.lower()
 
 
+def test_the_report_counts_every_failure_and_keeps_only_the_first_it_shows(
+    example_copy: Path, make_smtp_server: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 25 refusals: all counted, the first SHOWN_FAILURES kept with their reply, the others
+    # only in the ledger and send-failures.csv (a report must not grow with the list).
+    refused = [a for _, a in members(40)][5:30]
+    server = make_smtp_server(  # type: ignore[operator]
+        faults={address: Fault("550 5.7.1 Rejected by policy") for address in refused}
+    )
+    smtp_env(monkeypatch, server)
+    report = core_send(example_copy, write_list(example_copy.parent / "lijst.csv", members(40)))
+    assert (report.delivered, report.refused, report.deferred) == (15, 25, 0)
+    assert len(report.first_failures) == SHOWN_FAILURES
+    assert {a for a, _ in report.first_failures} <= set(refused)
+    assert {r for _, r in report.first_failures} == {"550 5.7.1 Rejected by policy"}
+    text = report.describe()
+    assert "25 refused, 0 deferred" in text
+    assert f"... and {25 - SHOWN_FAILURES} more" in text
+    failures = (example_copy / "out" / "send-failures.csv").read_text(encoding="utf-8-sig")
+    assert sorted(line.split(";")[0] for line in failures.splitlines()[1:]) == sorted(refused)
+
+
 def test_faults_4xx_retried_5xx_reported_and_the_rest_delivered(
     example_copy: Path, tmp_path: Path, make_smtp_server: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,8 +217,11 @@ def test_faults_4xx_retried_5xx_reported_and_the_rest_delivered(
         a for _, a in members(20) if a not in ("lid00007@example.nl", "lid00011@example.nl")
     )
     assert server.attempts("lid00003@example.nl") == 2
-    assert report.failed == [("lid00007@example.nl", "550 5.1.1 No such user")]
-    assert [a for a, _ in report.deferred] == ["lid00011@example.nl"]
+    assert (report.refused, report.deferred) == (1, 1)
+    assert sorted(report.first_failures) == [
+        ("lid00007@example.nl", "550 5.1.1 No such user"),
+        ("lid00011@example.nl", "452 4.2.2 Mailbox full"),
+    ]
     assert report.exit_code == 1
     failures = (example_copy / "out" / "send-failures.csv").read_text(encoding="utf-8-sig")
     assert "lid00007@example.nl;refused;550 5.1.1 No such user" in failures

@@ -204,14 +204,23 @@ class Progress:
         return self.delivered + self.failed
 
 
+# The closing report names this many failures; the rest are in the ledger and send-failures.csv.
+SHOWN_FAILURES = 10
+
+
 @dataclass
 class SendReport:
-    """What a send did."""
+    """What a send did.
+
+    Failures are counted, and only the first SHOWN_FAILURES are kept with their reply, so a
+    send to a million addresses of which half bounce holds no more than one that fails twice.
+    """
 
     plan: Plan
     delivered: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # address, server reply
-    deferred: list[tuple[str, str]] = field(default_factory=list)
+    refused: int = 0  # refused (5xx), or a local reason the message could not be sent
+    deferred: int = 0  # still temporarily refused (4xx) when the retry window closed
+    first_failures: list[tuple[str, str]] = field(default_factory=list)  # address, reply
     interrupted: bool = False
     failures_path: Path | None = None
     elapsed: float = 0.0
@@ -224,7 +233,16 @@ class SendReport:
     @property
     def exit_code(self) -> int:
         """Return 0 when nothing failed, 1 when some recipients failed."""
-        return 1 if self.failed or self.deferred or self.interrupted else 0
+        return 1 if self.refused or self.deferred or self.interrupted else 0
+
+    def add_failure(self, address: str, reply: str, *, deferred: bool = False) -> None:
+        """Count one refused (or deferred) recipient; keep it if it is among the first shown."""
+        if deferred:
+            self.deferred += 1
+        else:
+            self.refused += 1
+        if len(self.first_failures) < SHOWN_FAILURES:
+            self.first_failures.append((address, reply))
 
     def describe(self) -> str:
         """Return the closing report."""
@@ -256,12 +274,11 @@ class SendReport:
             ),
             _("Skipped:   {skipped}").format(skipped=_skipped(plan)),
             _("Failed:    {refused} refused, {deferred} deferred").format(
-                refused=len(self.failed), deferred=len(self.deferred)
+                refused=self.refused, deferred=self.deferred
             ),
         ]
-        shown = (self.failed + self.deferred)[:10]
-        lines += [f"  {address}: {reply}" for address, reply in shown]
-        hidden = len(self.failed) + len(self.deferred) - len(shown)
+        lines += [f"  {address}: {reply}" for address, reply in self.first_failures]
+        hidden = self.refused + self.deferred - len(self.first_failures)
         if hidden > 0:
             lines.append("  " + _("... and {count} more").format(count=hidden))
         if self.suppressed_now:
@@ -737,9 +754,9 @@ def _deliver(
         if status == ledger_mod.ACCEPTED:
             report.delivered += 1
         elif status == ledger_mod.FAILED:
-            report.failed.append((result.recipient, reply))
+            report.add_failure(result.recipient, reply)
         else:
-            report.deferred.append((result.recipient, reply))
+            report.add_failure(result.recipient, reply, deferred=True)
         done += 1
         state.delivered, state.failed = report.delivered, done - report.delivered
         if progress:
@@ -875,9 +892,9 @@ def _send_proofs(
         if result.outcome is Outcome.ACCEPTED:
             report.proofs.append(result.recipient)
         else:
-            report.failed.append((result.recipient, str(result.reply)))
-    if report.failed:
-        address, reply = report.failed[0]
+            report.add_failure(result.recipient, str(result.reply))
+    if report.first_failures:
+        address, reply = report.first_failures[0]
         raise DeliveryError(
             _("the proof to {address} was refused: {reply}").format(address=address, reply=reply)
         )
