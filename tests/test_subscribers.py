@@ -8,11 +8,13 @@ import pytest
 
 from nieuwsbrief.errors import SubscriberListError
 from nieuwsbrief.subscribers import (
+    REPORT_LIMIT,
     DuplicateRow,
     RejectedRow,
     format_report,
     load_subscribers,
     normalise_key,
+    scan_subscribers,
 )
 
 
@@ -294,7 +296,7 @@ def test_sniffer_not_fooled_by_commas_in_semicolon_file(tmp_path: Path) -> None:
 def test_format_report(tmp_path: Path) -> None:
     data = b"email;naam\r\na@voorbeeld.nl;A\r\nA@voorbeeld.nl;A2\r\nkapot;K\r\n;Leeg\r\n"
     path = write(tmp_path, data)
-    report = format_report(load_subscribers(path), suppressed=2)
+    report = format_report(scan_subscribers(path), suppressed=2)
 
     assert report.splitlines() == [
         f"{path}: utf-8, semicolon (;)-separated",
@@ -313,13 +315,17 @@ def test_format_report(tmp_path: Path) -> None:
 def test_format_report_is_compact_with_many_problems(tmp_path: Path) -> None:
     rows = b"".join(b"fout%d;X\r\n" % i for i in range(50))
     rows += b"".join(b"dup@voorbeeld.nl;D\r\n" for _ in range(30))
-    lst = load_subscribers(write(tmp_path, b"email;naam\r\n" + rows))
-    report = format_report(lst).splitlines()
+    scan = scan_subscribers(write(tmp_path, b"email;naam\r\n" + rows))
+    report = format_report(scan).splitlines()
 
     assert "  50 invalid rows (skipped):" in report
     assert "    ... and 30 more" in report  # 50 invalid, 20 shown
+    assert "  29 duplicates (skipped):" in report
     assert "    ... and 9 more" in report  # 29 duplicates, 20 shown
     assert len(report) < 50
+    # What the report shows is all that is kept of the rows, however many there are.
+    assert (len(scan.first_invalid), len(scan.first_duplicates)) == (REPORT_LIMIT, REPORT_LIMIT)
+    assert [d.first_line for d in scan.first_duplicates] == [52] * REPORT_LIMIT
 
 
 def test_hundred_thousand_rows_load_with_their_line_numbers(tmp_path: Path) -> None:

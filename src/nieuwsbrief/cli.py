@@ -654,15 +654,23 @@ def subscribers_check(
         ),
     ],
 ) -> None:
-    from nieuwsbrief.addresses import normalise_address
-    from nieuwsbrief.subscribers import format_report, load_subscribers
+    from collections.abc import Sequence
+
+    from nieuwsbrief.subscribers import format_report, scan_subscribers
     from nieuwsbrief.unsubscribe.suppression import SuppressionList
 
-    settings = _settings()
-    listed = load_subscribers(file)
-    suppressed = SuppressionList(settings.suppression_path, readonly=True).suppressed_set()
-    count = sum(1 for s in listed.subscribers if normalise_address(s.email) in suppressed)
-    typer.echo(format_report(listed, suppressed=count))
+    # The same one pass over the file as a send's, as a stream: a list that can be sent can
+    # be checked, whatever its size, and nothing of it is held but what the report shows.
+    suppression = SuppressionList(_settings().suppression_path, readonly=True)
+    suppressed = 0
+
+    def count_suppressed(keys: Sequence[str]) -> list[bool]:
+        nonlocal suppressed
+        suppressed += len(suppression.suppressed_among(keys))
+        return [False] * len(keys)  # nothing is sent: no row need be read again
+
+    scan = scan_subscribers(file, count_suppressed)
+    typer.echo(format_report(scan, suppressed=suppressed))
 
 
 @app.command(

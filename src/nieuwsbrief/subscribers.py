@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -65,6 +65,7 @@ MIDDLE_NAME_ALIASES = ("tussenvoegsel", "tussenvoegsels")
 LAST_NAME_ALIASES = ("achternaam", "last_name", "lastname", "surname")
 
 REPORT_LIMIT = 20  # problems of each kind shown by format_report before "... and N more"
+_Kept = TypeVar("_Kept")
 
 _NON_KEY_RE = re.compile(r"[^a-z0-9]+")
 
@@ -254,6 +255,13 @@ class ListScan:
     invalid: int = 0
     duplicates: int = 0
     chosen: int = 0  # of the valid ones, those `select` said yes to
+    smtputf8: int = 0  # of the valid ones, those with a non-ASCII local part
+    international: int = 0  # of the valid ones, those with only an international domain
+    # What the report shows, bounded whatever the list's size: the first REPORT_LIMIT of each.
+    first_invalid: list[RejectedRow] = field(default_factory=list, repr=False)
+    first_duplicates: list[DuplicateRow] = field(default_factory=list, repr=False)
+    first_smtputf8: list[tuple[int, str]] = field(default_factory=list, repr=False)  # line, address
+    first_international: list[tuple[int, str]] = field(default_factory=list, repr=False)
     _layout: _Layout | None = field(default=None, repr=False)
     _decisions: bytearray = field(default_factory=bytearray, repr=False)
     _identity: tuple[int, ...] = field(default=(), repr=False)
@@ -365,9 +373,21 @@ def _first_pass(
     seen = _Seen()
 
     def flush() -> None:
-        fresh = [item for item, first in zip(pending, seen.add(pending), strict=True) if first]
-        scan.duplicates += len(pending) - len(fresh)
+        fresh = []
+        for item, first_line in zip(pending, seen.add(pending), strict=True):
+            if first_line is None:
+                fresh.append(item)
+                continue
+            scan.duplicates += 1
+            _keep_first(scan.first_duplicates, DuplicateRow(item[1], item[2], first_line))
         scan.valid += len(fresh)
+        for _index, line, email, _key, _same in fresh:
+            if needs_smtputf8(email):
+                scan.smtputf8 += 1
+                _keep_first(scan.first_smtputf8, (line, email))
+            elif not email.isascii():
+                scan.international += 1
+                _keep_first(scan.first_international, (line, email))
         keep = select([key for _i, _l, _e, key, _s in fresh]) if select else [True] * len(fresh)
         for (index, _line, _email, _key, same), chosen in zip(fresh, keep, strict=True):
             if chosen:
@@ -385,6 +405,7 @@ def _first_pass(
             email = layout.check(line, values)
             if isinstance(email, RejectedRow):
                 scan.invalid += 1
+                _keep_first(scan.first_invalid, email)
                 continue
             same = email == values[layout.email_col]
             pending.append((index, line, email, normalise_address(email), same))
@@ -395,37 +416,44 @@ def _first_pass(
         seen.close()
 
 
+def _keep_first(kept: list[_Kept], item: _Kept) -> None:
+    if len(kept) < REPORT_LIMIT:
+        kept.append(item)
+
+
 class _Seen:
-    """The addresses seen so far, as 16-byte digests in a temporary SQLite file (no addresses)."""
+    """The addresses seen so far, as 16-byte digests in a temporary SQLite file (no addresses),
+    each with the line it was first seen on."""
 
     def __init__(self) -> None:
         # "": a private temporary database on disk, deleted when closed; its cache stays small.
         self._db = sqlite3.connect("", isolation_level=None)
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
-        self._db.execute("CREATE TABLE seen (digest BLOB PRIMARY KEY) WITHOUT ROWID")
+        self._db.execute(
+            "CREATE TABLE seen (digest BLOB PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID"
+        )
 
-    def add(self, items: Sequence[tuple[int, int, str, str, bool]]) -> list[bool]:
-        """Return, per (index, line, email, key, same) item, whether its key is new."""
+    def add(self, items: Sequence[tuple[int, int, str, str, bool]]) -> list[int | None]:
+        """Return, per (index, line, email, key, same) item, None if its key is new, else the
+        line it was first seen on."""
         digests = [hashlib.blake2b(item[3].encode(), digest_size=16).digest() for item in items]
         marks = ",".join("?" * len(digests))
-        known = {
-            row[0]
-            for row in self._db.execute(
-                f"SELECT digest FROM seen WHERE digest IN ({marks})", digests
-            )
-        }
-        fresh: list[bool] = []
-        for digest in digests:
-            fresh.append(digest not in known)
-            known.add(digest)
-        self._db.execute("BEGIN")
-        self._db.executemany(
-            "INSERT INTO seen VALUES (?)",
-            ((d,) for d, new in zip(digests, fresh, strict=True) if new),
+        known: dict[bytes, int] = dict(
+            self._db.execute(f"SELECT digest, line FROM seen WHERE digest IN ({marks})", digests)
         )
+        firsts: list[int | None] = []
+        new: list[tuple[bytes, int]] = []
+        for digest, item in zip(digests, items, strict=True):
+            first = known.get(digest)
+            firsts.append(first)
+            if first is None:
+                known[digest] = item[1]
+                new.append((digest, item[1]))
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT INTO seen VALUES (?, ?)", new)
         self._db.execute("COMMIT")
-        return fresh
+        return firsts
 
     def close(self) -> None:
         self._db.close()
@@ -488,91 +516,91 @@ def _stream_rows(
     return numbered_rows(lines, delimiter, first_line=skip_lines + 1)
 
 
-def format_report(lst: SubscriberList, suppressed: int | None = None) -> str:
-    """Describe a loaded list in a few lines: what was read, who gets it, what was skipped."""
-    delimiter = DELIMITER_NAMES.get(lst.delimiter)
-    valid, invalid, duplicates = len(lst.subscribers), len(lst.invalid), len(lst.duplicates)
+def format_report(scan: ListScan, suppressed: int | None = None) -> str:
+    """Describe a scanned list in a few lines: what was read, who gets it, what was skipped."""
+    delimiter = DELIMITER_NAMES.get(scan.delimiter)
+    path = scan.path
     lines = [
         _("{path}: {encoding}, {delimiter}-separated").format(
-            path=lst.path,
-            encoding=lst.encoding,
-            delimiter=_(delimiter) if delimiter else repr(lst.delimiter),
+            path=path,
+            encoding=scan.encoding,
+            delimiter=_(delimiter) if delimiter else repr(scan.delimiter),
         ),
         "  "
-        + ngettext("{count} valid recipient", "{count} valid recipients", valid).format(
-            count=valid
+        + ngettext("{count} valid recipient", "{count} valid recipients", scan.valid).format(
+            count=scan.valid
         ),
         "  "
         + _("merge fields: {fields}").format(
-            fields=", ".join(lst.columns) if lst.columns else _("(none)")
+            fields=", ".join(scan.columns) if scan.columns else _("(none)")
         ),
     ]
-    if lst.invalid:
+    if scan.invalid:
         lines.append(
             "  "
             + ngettext(
-                "{count} invalid row (skipped):", "{count} invalid rows (skipped):", invalid
-            ).format(count=invalid)
+                "{count} invalid row (skipped):", "{count} invalid rows (skipped):", scan.invalid
+            ).format(count=scan.invalid)
         )
         lines += _limited(
-            f"{lst.path}:{r.line}: {r.reason}"
-            + (" " + _("(value {value})").format(value=repr(r.value)) if r.value else "")
-            for r in lst.invalid
+            (
+                f"{path}:{r.line}: {r.reason}"
+                + (" " + _("(value {value})").format(value=repr(r.value)) if r.value else "")
+                for r in scan.first_invalid
+            ),
+            scan.invalid,
         )
-    if lst.duplicates:
+    if scan.duplicates:
         lines.append(
             "  "
             + ngettext(
-                "{count} duplicate (skipped):", "{count} duplicates (skipped):", duplicates
-            ).format(count=duplicates)
+                "{count} duplicate (skipped):", "{count} duplicates (skipped):", scan.duplicates
+            ).format(count=scan.duplicates)
         )
         lines += _limited(
-            _("{where}: duplicate of line {line} ({address})").format(
-                where=f"{lst.path}:{d.line}", line=d.first_line, address=d.email
-            )
-            for d in lst.duplicates
+            (
+                _("{where}: duplicate of line {line} ({address})").format(
+                    where=f"{path}:{d.line}", line=d.first_line, address=d.email
+                )
+                for d in scan.first_duplicates
+            ),
+            scan.duplicates,
         )
-    smtputf8 = [s for s in lst.subscribers if needs_smtputf8(s.email)]
-    if smtputf8:
+    if scan.smtputf8:
         lines.append(
             "  "
             + _(
                 "{count} with non-ASCII characters before the @, sent only if the mail "
                 "server offers SMTPUTF8 (otherwise that recipient fails):"
-            ).format(count=len(smtputf8))
+            ).format(count=scan.smtputf8)
         )
         lines += _limited(
-            _("{where}: {address} needs SMTPUTF8").format(
-                where=f"{lst.path}:{s.line}", address=s.email
-            )
-            for s in smtputf8
+            (
+                _("{where}: {address} needs SMTPUTF8").format(where=f"{path}:{line}", address=a)
+                for line, a in scan.first_smtputf8
+            ),
+            scan.smtputf8,
         )
-    idn = [s for s in lst.subscribers if not s.email.isascii() and not needs_smtputf8(s.email)]
-    if idn:
+    if scan.first_international:
+        line, address = scan.first_international[0]
         lines.append(
             "  "
             + _(
                 "{count} with an international domain, sent in its ASCII form "
                 "(line {line}: {address})"
-            ).format(count=len(idn), line=idn[0].line, address=smtp_address(idn[0].email))
+            ).format(count=scan.international, line=line, address=smtp_address(address))
         )
     if suppressed is not None:
         lines.append("  " + _("{count} suppressed (will be skipped)").format(count=suppressed))
     return "\n".join(lines)
 
 
-def _limited(items: Iterable[str]) -> list[str]:
+def _limited(shown: Iterable[str], total: int) -> list[str]:
     # Thousands of problems usually have one cause; the first few show it, the rest only scroll.
-    shown: list[str] = []
-    hidden = 0
-    for item in items:
-        if len(shown) < REPORT_LIMIT:
-            shown.append(f"    {item}")
-        else:
-            hidden += 1
-    if hidden:
-        shown.append("    " + _("... and {count} more").format(count=hidden))
-    return shown
+    lines = [f"    {item}" for item in shown]
+    if total > len(lines):
+        lines.append("    " + _("... and {count} more").format(count=total - len(lines)))
+    return lines
 
 
 def _first_nonblank(rows: Iterator[tuple[int, list[str]]], path: Path) -> tuple[int, list[str]]:
