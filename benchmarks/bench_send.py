@@ -9,8 +9,10 @@ Measures, side by side in one run and repeated (median and best of --reps):
   c) Postfix's smtp-source (the ceiling) with as many sessions as nieuwsbrief's connections,
      the same message (-F, identical bytes) and the same count, reusing connections (-d);
   d) nieuwsbrief with 8 connections against this script's own SMTP server that waits
-     50 ms before answering each end-of-DATA (advertises PIPELINING): ceiling 8 / 0.05 = 160/s;
-  e) peak memory (max RSS of the child, from wait4) of `nieuwsbrief send` to 100,000.
+     50 ms before answering each end-of-DATA (advertises PIPELINING): ceiling 8 / 0.05 = 160/s,
+     and floor_client.py, an ideal pipelining client, against the same server (the floor);
+  e) peak memory (max RSS of the child, from wait4) of `nieuwsbrief send` to 100,000;
+  f) with --only distance (issue 14): a), c) and the ideal client through a delaying proxy.
 
 Run:  python3 benchmarks/run.py setup, then python3 benchmarks/run.py send [--quick] [--json FILE]
 (the peers in benchmarks/.peers/: this checkout's venv, smtp-sink and smtp-source, mailmerge 2.3.0
