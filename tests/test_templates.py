@@ -26,6 +26,7 @@ from conftest import (
 )
 from nieuwsbrief.cli import app
 from nieuwsbrief.content.brand import load_brand
+from nieuwsbrief.errors import ContentError
 from nieuwsbrief.home import load_home
 from nieuwsbrief.message import MessageFactory, make_factory
 from nieuwsbrief.model import Brand, RenderedIssue
@@ -127,6 +128,21 @@ def test_brand_yaml_is_the_homes_else_the_default(tmp_path: Path) -> None:
     text_line(only_a_template, "x")
     assert load_brand(only_a_template).name == "Nieuwsbrief"
     assert load_brand(EXAMPLE_TEMPLATES).name == "Bureau | Kennis"
+
+
+def test_a_brand_address_that_is_not_one_is_refused_at_its_line(tmp_path: Path) -> None:
+    # It is the From: of every message and the ORGANIZER of every calendar entry.
+    style = tmp_path / "huisstijl"
+    shutil.copytree(EXAMPLE_TEMPLATES, style)
+    brand = style / "brand.yaml"
+    text = brand.read_text("utf-8")
+    assert 'email: "info@bureau-kennis.net"' in text
+    brand.write_text(text.replace('"info@bureau-kennis.net"', '"info bureau-kennis.net"'), "utf-8")
+    line = 1 + text.split('email: "info@bureau-kennis.net"')[0].count("\n")
+    with pytest.raises(ContentError) as caught:
+        load_brand(style)
+    message = str(caught.value)
+    assert f"{brand}:{line}:" in message and "not a valid e-mail address" in message, message
 
 
 def test_the_templates_setting_moves_the_override(tmp_path: Path) -> None:

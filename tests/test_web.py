@@ -19,7 +19,7 @@ from nieuwsbrief.compose import compose_issue
 from nieuwsbrief.content.issue import load_agenda
 from nieuwsbrief.errors import ContentError
 from nieuwsbrief.home import load_home
-from nieuwsbrief.web import publish
+from nieuwsbrief.web import organizer_uri, publish
 from nieuwsbrief.weblinks import site_file_for
 from web_home import PHOTO, TIMED_EVENT, WEB_URL, add_photo, make_home, photo_bytes, photo_line
 
@@ -83,6 +83,9 @@ def test_every_ics_reads_back_with_icalendar(home: Path, site: Path) -> None:
     for event in events:
         (entry,) = Calendar.from_ical((site / f"agenda/{event.id}.ics").read_bytes()).walk("VEVENT")
         assert str(entry["uid"]) == f"{event.id}@www.bureau-kennis.net"
+        # METHOD:PUBLISH needs an organiser on every event (RFC 5546 3.2.1): the brand.
+        assert str(entry["organizer"]) == "mailto:info@bureau-kennis.net"
+        assert entry["organizer"].params["CN"] == "Bureau | Kennis"
         assert str(entry["summary"]) == f"{event.type} ‘{event.title}’"
         assert str(entry["url"]) == event.url
         assert event.city in str(entry["location"])
@@ -105,6 +108,13 @@ def test_every_ics_reads_back_with_icalendar(home: Path, site: Path) -> None:
     assert {c.name for c in zone.subcomponents} == {"STANDARD", "DAYLIGHT"}
     all_day = Calendar.from_ical((site / "agenda/seminar-erfpacht-2012-05.ics").read_bytes())
     assert all_day.walk("VTIMEZONE") == []
+
+
+def test_the_organizer_is_a_mailto_uri_also_for_an_international_address() -> None:
+    # RFC 6068: the domain as IDNA, a non-ASCII local part percent-encoded as UTF-8.
+    assert organizer_uri("info@bureau-kennis.net") == "mailto:info@bureau-kennis.net"
+    assert organizer_uri("josé@bücher.example") == "mailto:jos%C3%A9@xn--bcher-kva.example"
+    assert organizer_uri("a+b.c@example.nl") == "mailto:a+b.c@example.nl"
 
 
 def test_uids_stay_the_same_when_the_event_changes(home: Path, site: Path) -> None:

@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
+from nieuwsbrief.addresses import smtp_address, split_address
 from nieuwsbrief.check import Finding
 from nieuwsbrief.content.brand import load_brand
 from nieuwsbrief.content.issue import ISSUE_FILE, load_agenda, load_issue, upcoming
@@ -258,16 +259,31 @@ def event_location(event: Event) -> str:
     return ", ".join(parts)
 
 
+def organizer_uri(address: str) -> str:
+    """Return a mailto: URI for an address (RFC 6068): the domain in ASCII, the rest escaped."""
+    local, domain = split_address(smtp_address(address))
+    return f"mailto:{quote(local, safe=MAILTO_LOCAL_SAFE)}@{domain}"
+
+
+# RFC 6068 2: in a mailto: URI, the local part may keep RFC 3986's unreserved characters and
+# these sub-delimiters; everything else is percent-encoded UTF-8.
+MAILTO_LOCAL_SAFE = "!$'*+-._~"
+
+
 def calendar_bytes(events: Sequence[Event], domain: str, brand: Brand, name: str = "") -> bytes:
     """Return an iCalendar file (RFC 5545) of `events`; UIDs stay the same across publishes."""
-    from icalendar import Calendar
+    from icalendar import Calendar, vCalAddress
     from icalendar import Event as CalendarEvent
 
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
+    # METHOD:PUBLISH makes the file an iTIP message, whose every event needs an ORGANIZER
+    # (RFC 5546 3.2.1): the brand, at its contact address.
     calendar.add("method", "PUBLISH")
+    organizer = vCalAddress(organizer_uri(brand.email))
+    organizer.params["cn"] = brand.name
     if name:
         calendar.add("x-wr-calname", name)
         calendar.add("x-wr-timezone", TIME_ZONE)
@@ -275,6 +291,7 @@ def calendar_bytes(events: Sequence[Event], domain: str, brand: Brand, name: str
     for event in events:
         entry = CalendarEvent()
         entry.add("uid", f"{event.id}@{domain}")
+        entry.add("organizer", organizer)
         # DTSTAMP from the content, never the clock: the same agenda gives the same file.
         entry.add("dtstamp", datetime(event.date.year, 1, 1, tzinfo=UTC))
         if event.start_time is None:

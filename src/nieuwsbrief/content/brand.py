@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from nieuwsbrief.addresses import invalid_reason
 from nieuwsbrief.content.issue import read_text
 from nieuwsbrief.errors import ContentError
 from nieuwsbrief.i18n import _
@@ -90,6 +91,7 @@ def load_brand(templates_dir: Path | None) -> Brand:
             )
     if not text("url", logo).startswith("https://"):
         raise ContentError(path, _("the logo url must start with https://"), logo["url"].line)
+    _check_address(path, text("email"), fields["email"].line)
     return Brand(
         name=text("name"),
         tagline=text("tagline"),
@@ -112,3 +114,14 @@ def load_brand(templates_dir: Path | None) -> Brand:
         },
         greeting_source=f"{path}:{fields['greeting'].line}",
     )
+
+
+def _check_address(path: Path, address: str, line: int) -> None:
+    """The brand's address is the From: of every message and the organiser of every event."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        reason = _("not a valid e-mail address: {reason}").format(reason=invalid_reason(exc))
+        raise ContentError(path, reason, line) from None
