@@ -501,7 +501,7 @@ def test_the_web_edition_has_no_source_map_no_markers_and_the_fallback_greeting(
     text = text.replace('greeting: "Beste {name},"\ngreeting_anonymous: "Beste lezer,"\n', "")
     brand.write_text(text + 'greeting: "Beste {voornaam|collega},"\n', encoding="utf-8")
 
-    files = build_site(load_home(home_dir), WEB_URL)[0]
+    files = build_site(load_home(home_dir), WEB_URL).files
 
     page = files[next(name for name in files if name.endswith("2012-05/index.html"))].decode()
     assert "de cursus BIM</a>" in page and "Ook in  werkt men met BIM." in page

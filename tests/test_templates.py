@@ -185,7 +185,7 @@ def test_the_web_edition_uses_the_homes_override(tmp_path: Path) -> None:
     templates = house_style_copy(tmp_path)
     block = "{%- block main %}"
     edited_default(templates, "web_index.html.j2", block, f"{block}<p>Ons archief</p>")
-    files = build_site(load_home(tmp_path), WEB_URL)[0]
+    files = build_site(load_home(tmp_path), WEB_URL).files
     index = files["index.html"].decode("utf-8")
     assert "<p>Ons archief</p>" in index and "Bureau | Kennis" in index
     assert "Ons archief" not in files["2012-05/index.html"].decode("utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,13 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import factory_maker
+from nieuwsbrief import clock
 from nieuwsbrief.check import check_issue
 from nieuwsbrief.cli import app
 from nieuwsbrief.compose import compose_issue
 from nieuwsbrief.content.issue import load_agenda
 from nieuwsbrief.errors import ContentError
 from nieuwsbrief.home import load_home
-from nieuwsbrief.web import organizer_uri, publish
+from nieuwsbrief.web import build_site, organizer_uri, publish
 from nieuwsbrief.weblinks import site_file_for
 from web_home import PHOTO, TIMED_EVENT, WEB_URL, add_photo, make_home, photo_bytes, photo_line
 
@@ -131,6 +132,51 @@ def test_uids_stay_the_same_when_the_event_changes(home: Path, site: Path) -> No
     assert uids() == before
     entry = Calendar.from_ical((site / f"agenda/{TIMED_EVENT}.ics").read_bytes()).walk("VEVENT")[0]
     assert entry.decoded("dtstart") == datetime(2012, 5, 31, 14, 0, tzinfo=AMSTERDAM)
+
+
+def test_a_changed_event_counts_up_so_calendars_take_the_new_version(
+    home: Path, site: Path
+) -> None:
+    # A client keeps the entry it has unless the file's is newer (RFC 5546 2.1.5): a higher
+    # SEQUENCE, a later DTSTAMP. Unchanged events keep theirs, so their files stay the same.
+    from icalendar import Calendar
+
+    def versions(name: str) -> dict[str, tuple[int, datetime]]:
+        calendar = Calendar.from_ical((site / name).read_bytes())
+        entries = calendar.walk("VEVENT")
+        return {str(e["uid"]): (int(e.decoded("sequence")), e.decoded("dtstamp")) for e in entries}
+
+    timed = f"{TIMED_EVENT}@www.bureau-kennis.net"
+    first = versions(f"agenda/{TIMED_EVENT}.ics")
+    assert first == {timed: (0, datetime(2012, 1, 1, tzinfo=UTC))}  # from the content
+    feed_before = versions("agenda/agenda.ics")
+    assert {seq for seq, _stamp in feed_before.values()} == {0}
+
+    agenda = home / "issues" / "agenda.yaml"
+    agenda.write_text(agenda.read_text("utf-8").replace("13:30-17:00", "14.00-17.30"), "utf-8")
+    moved = datetime(2012, 5, 20, 10, 0, tzinfo=UTC)
+    with clock.frozen(moved):
+        report = publish(load_home(home), WEB_URL)
+    assert versions(f"agenda/{TIMED_EVENT}.ics") == {timed: (1, moved)}
+    others = sorted(set(report.changed) - {f"agenda/{TIMED_EVENT}.ics", "agenda/agenda.ics"})
+    assert not [name for name in others if name.endswith(".ics")]  # only its files changed
+
+    # The same agenda again, later: nothing changes, byte for byte.
+    with clock.frozen(moved + timedelta(days=3)):
+        again = publish(load_home(home), WEB_URL)
+    assert again.changed == ()
+    assert versions(f"agenda/{TIMED_EVENT}.ics") == {timed: (1, moved)}
+
+    # A preview builds the site without recording anything.
+    record = (home / "state" / "published.json").read_bytes()
+    agenda.write_text(agenda.read_text("utf-8").replace("14.00-17.30", "15.00-17.30"), "utf-8")
+    with clock.frozen(moved + timedelta(days=5)):
+        files = build_site(load_home(home), WEB_URL).files
+        assert (home / "state" / "published.json").read_bytes() == record
+        later = publish(load_home(home), WEB_URL)
+    assert f"agenda/{TIMED_EVENT}.ics" in later.changed
+    assert f"agenda/{TIMED_EVENT}.ics" in files
+    assert versions(f"agenda/{TIMED_EVENT}.ics") == {timed: (2, moved + timedelta(days=5))}
 
 
 def test_the_event_feed_reads_back_with_vobject(home: Path, site: Path) -> None:

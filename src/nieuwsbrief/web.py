@@ -9,20 +9,25 @@ site/
   agenda/agenda.ics     every upcoming event, to subscribe to
   img/<name>-<hash>.jpg the issue folders' photos, scaled (see images.py)
 
-Deterministic: the same content gives byte-identical files (no clock: every date comes from the
-content; "upcoming" means on or after the newest issue's date). Self-contained: relative links,
-the style sheet inline under a Content-Security-Policy that allows no script, font or other
-request; nothing personal (no greeting by name, no unsubscribe token).
+Deterministic: the same content gives byte-identical files (every date comes from the content;
+"upcoming" means on or after the newest issue's date). The one exception is an event that
+changed since the last publish: its calendar entry counts up (SEQUENCE) and is dated when that
+publish saw the change, so clients take it over the old one (EventRevision).
+
+Self-contained: relative links, the style sheet inline under a Content-Security-Policy that
+allows no script, font or other request; nothing personal (no greeting by name, no
+unsubscribe token).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -32,6 +37,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
+from nieuwsbrief import clock
 from nieuwsbrief.addresses import smtp_address, split_address
 from nieuwsbrief.check import Finding
 from nieuwsbrief.content.brand import load_brand
@@ -126,8 +132,23 @@ def issue_folders(home: Home) -> list[Path]:
 # --- the site -----------------------------------------------------------------------------
 
 
-def build_site(home: Home, web_url: str) -> tuple[dict[str, bytes], int, int, int]:
-    """Build every file of the site in memory: {path: bytes}, issues, events, images."""
+@dataclass(frozen=True)
+class Site:
+    """Every file of the web edition, in memory, and what it holds."""
+
+    files: dict[str, bytes]  # path in the site -> bytes
+    issues: int
+    events: int
+    images: int
+    revisions: dict[str, EventRevision]  # by UID: for the next publish's published.json
+
+
+def build_site(home: Home, web_url: str) -> Site:
+    """Build every file of the site in memory (reads, never writes, the last publish's record).
+
+    The calendar entries count up from the revisions of the last publish; an event that
+    changed since then gets its next SEQUENCE here, which only `publish` records.
+    """
     templates_dir = home.templates_dir  # None: the house style that ships with nieuwsbrief
     brand = load_brand(templates_dir)
     env = _environment(templates_dir)
@@ -195,6 +216,9 @@ def build_site(home: Home, web_url: str) -> tuple[dict[str, bytes], int, int, in
         },
     )
     domain = urlsplit(web_url).hostname or "localhost"
+    revisions = event_revisions(
+        all_events, domain, brand, _published_revisions(_read_published(home)), clock.now()
+    )
     ics_names: dict[str, str] = {}
     for event in all_events:
         name = event_ics(event)
@@ -207,14 +231,14 @@ def build_site(home: Home, web_url: str) -> tuple[dict[str, bytes], int, int, in
                 ).format(id=event.id, other=ics_names[name]),
             )
         ics_names[name] = event.id
-        files[name] = calendar_bytes([event], domain, brand)
+        files[name] = calendar_bytes([event], domain, brand, revisions)
     files[CALENDAR_FEED] = calendar_bytes(
-        upcoming_events, domain, brand, name=f"Agenda {brand.name}"
+        upcoming_events, domain, brand, revisions, name=f"Agenda {brand.name}"
     )
     files[ATOM_FEED] = atom_feed(listed, brand, web_url)
     for image in images.used.values():
         files[IMAGE_DIR + image.name] = image.data
-    return files, len(issues), len(all_events), len(images.used)
+    return Site(files, len(issues), len(all_events), len(images.used), revisions)
 
 
 def _common(brand: Brand, web_url: str, style: str) -> dict[str, Any]:
@@ -270,10 +294,84 @@ def organizer_uri(address: str) -> str:
 MAILTO_LOCAL_SAFE = "!$'*+-._~"
 
 
-def calendar_bytes(events: Sequence[Event], domain: str, brand: Brand, name: str = "") -> bytes:
-    """Return an iCalendar file (RFC 5545) of `events`; UIDs stay the same across publishes."""
-    from icalendar import Calendar, vCalAddress
-    from icalendar import Event as CalendarEvent
+@dataclass(frozen=True)
+class EventRevision:
+    """Which version of an event a calendar entry is: SEQUENCE and DTSTAMP (RFC 5545 3.8.7).
+
+    A client that has an entry already takes a file's version of it only if it is newer, so
+    an event that changes must count up. The first version of an event is dated from the
+    content (1 January of its year), so the same agenda still gives the same files; a later
+    version is dated when `publish` first saw it, and kept in the home's published.json.
+    """
+
+    digest: str  # of the entry without SEQUENCE and DTSTAMP
+    sequence: int
+    dtstamp: datetime  # UTC, whole seconds
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "sequence": self.sequence,
+            "dtstamp": self.dtstamp.isoformat(),
+        }
+
+    @classmethod
+    def from_record(cls, value: object) -> EventRevision | None:
+        """Read one back from published.json; None for anything that is not one."""
+        if not isinstance(value, dict):
+            return None
+        digest, sequence, stamp = value.get("digest"), value.get("sequence"), value.get("dtstamp")
+        if not (isinstance(digest, str) and isinstance(sequence, int) and isinstance(stamp, str)):
+            return None
+        try:
+            when = datetime.fromisoformat(stamp)
+        except ValueError:
+            return None
+        if when.tzinfo is None or not 0 <= sequence < 2**31:
+            return None
+        return cls(digest, sequence, when.astimezone(UTC))
+
+
+def event_revisions(
+    events: Sequence[Event],
+    domain: str,
+    brand: Brand,
+    previous: Mapping[str, EventRevision],
+    now: datetime,
+) -> dict[str, EventRevision]:
+    """Return each event's revision by UID: the previous one if the entry is the same."""
+    organizer = _organizer(brand)
+    revisions: dict[str, EventRevision] = {}
+    for event in events:
+        uid = event_uid(event, domain)
+        entry = _calendar_entry(event, uid, organizer, brand)
+        digest = hashlib.sha256(entry.to_ical()).hexdigest()[:32]
+        before = previous.get(uid)
+        if before is None:
+            revision = EventRevision(digest, 0, datetime(event.date.year, 1, 1, tzinfo=UTC))
+        elif before.digest == digest:
+            revision = before
+        else:
+            later = max(now.astimezone(UTC), before.dtstamp + timedelta(seconds=1))
+            revision = EventRevision(digest, before.sequence + 1, later.replace(microsecond=0))
+        revisions[uid] = revision
+    return revisions
+
+
+def event_uid(event: Event, domain: str) -> str:
+    """Return an event's UID: its id at the web address's domain, the same on every publish."""
+    return f"{event.id}@{domain}"
+
+
+def calendar_bytes(
+    events: Sequence[Event],
+    domain: str,
+    brand: Brand,
+    revisions: Mapping[str, EventRevision],
+    name: str = "",
+) -> bytes:
+    """Return an iCalendar file (RFC 5545) of `events`; `revisions` from event_revisions."""
+    from icalendar import Calendar
 
     calendar = Calendar()
     calendar.add("prodid", PRODID)
@@ -282,41 +380,58 @@ def calendar_bytes(events: Sequence[Event], domain: str, brand: Brand, name: str
     # METHOD:PUBLISH makes the file an iTIP message, whose every event needs an ORGANIZER
     # (RFC 5546 3.2.1): the brand, at its contact address.
     calendar.add("method", "PUBLISH")
-    organizer = vCalAddress(organizer_uri(brand.email))
-    organizer.params["cn"] = brand.name
     if name:
         calendar.add("x-wr-calname", name)
         calendar.add("x-wr-timezone", TIME_ZONE)
-    zone = ZoneInfo(TIME_ZONE)
+    organizer = _organizer(brand)
     for event in events:
-        entry = CalendarEvent()
-        entry.add("uid", f"{event.id}@{domain}")
-        entry.add("organizer", organizer)
-        # DTSTAMP from the content, never the clock: the same agenda gives the same file.
-        entry.add("dtstamp", datetime(event.date.year, 1, 1, tzinfo=UTC))
-        if event.start_time is None:
-            entry.add("dtstart", event.date)
-            entry.add("dtend", event.date + timedelta(days=1))
-        else:
-            entry.add("dtstart", datetime.combine(event.date, event.start_time, tzinfo=zone))
-            if event.end_time is not None:
-                entry.add("dtend", datetime.combine(event.date, event.end_time, tzinfo=zone))
-        entry.add("summary", event_summary(event))
-        entry.add("location", event_location(event))
-        entry.add("url", event.url)
-        when = dutch_date(event.date) + (f", {time_label(event)}" if event.start_time else "")
-        entry.add(
-            "description",
-            f"{event_summary(event)}\n{when}\n{event_location(event)}\n\n"
-            f"Meer informatie en aanmelden: {event.url}\n{brand.name}",
-        )
-        entry.add("transp", "OPAQUE")
+        uid = event_uid(event, domain)
+        entry = _calendar_entry(event, uid, organizer, brand)
+        revision = revisions[uid]
+        entry.add("dtstamp", revision.dtstamp)
+        entry.add("sequence", revision.sequence)
         calendar.add_component(entry)
     if any(e.start_time is not None for e in events):
         years = [e.date.year for e in events]
         calendar.add_missing_timezones(date(min(years), 1, 1), date(max(years) + 1, 1, 1))
     ical: bytes = calendar.to_ical()
     return ical
+
+
+def _organizer(brand: Brand) -> Any:
+    from icalendar import vCalAddress
+
+    organizer = vCalAddress(organizer_uri(brand.email))
+    organizer.params["cn"] = brand.name
+    return organizer
+
+
+def _calendar_entry(event: Event, uid: str, organizer: Any, brand: Brand) -> Any:
+    """Return the VEVENT of an event, all but its DTSTAMP and SEQUENCE."""
+    from icalendar import Event as CalendarEvent
+
+    zone = ZoneInfo(TIME_ZONE)
+    entry = CalendarEvent()
+    entry.add("uid", uid)
+    entry.add("organizer", organizer)
+    if event.start_time is None:
+        entry.add("dtstart", event.date)
+        entry.add("dtend", event.date + timedelta(days=1))
+    else:
+        entry.add("dtstart", datetime.combine(event.date, event.start_time, tzinfo=zone))
+        if event.end_time is not None:
+            entry.add("dtend", datetime.combine(event.date, event.end_time, tzinfo=zone))
+    entry.add("summary", event_summary(event))
+    entry.add("location", event_location(event))
+    entry.add("url", event.url)
+    when = dutch_date(event.date) + (f", {time_label(event)}" if event.start_time else "")
+    entry.add(
+        "description",
+        f"{event_summary(event)}\n{when}\n{event_location(event)}\n\n"
+        f"Meer informatie en aanmelden: {event.url}\n{brand.name}",
+    )
+    entry.add("transp", "OPAQUE")
+    return entry
 
 
 # --- Atom ---------------------------------------------------------------------------------
@@ -391,7 +506,8 @@ def publish(home: Home, web_url: str | None, out_dir: Path | None = None) -> Pub
             ).format(example="NIEUWSBRIEF_WEB_URL=https://www.bureau-kennis.net/nieuwsbrief/")
         )
     out_dir = (out_dir or default_out_dir(home)).resolve()
-    files, issues, events, images = build_site(home, web_url)
+    site = build_site(home, web_url)
+    files = site.files
     previous = _read_published(home)
     changed: list[str] = []
     try:
@@ -413,7 +529,12 @@ def publish(home: Home, web_url: str | None, out_dir: Path | None = None) -> Pub
                 if stale.is_file():
                     stale.unlink()
                     removed.append(name)
-        record = {"web_url": web_url, "out": str(out_dir), "files": sorted(files)}
+        record = {
+            "web_url": web_url,
+            "out": str(out_dir),
+            "files": sorted(files),
+            "events": {uid: r.to_record() for uid, r in sorted(site.revisions.items())},
+        }
         home.ensure_state_dir()
         published_path(home).write_text(json.dumps(record, indent=1) + "\n", "utf-8")
     except OSError as exc:
@@ -427,11 +548,23 @@ def publish(home: Home, web_url: str | None, out_dir: Path | None = None) -> Pub
         files=tuple(sorted(files)),
         changed=tuple(changed),
         removed=tuple(removed),
-        issues=issues,
-        events=events,
-        images=images,
+        issues=site.issues,
+        events=site.events,
+        images=site.images,
         web_url=web_url,
     )
+
+
+def _published_revisions(record: Mapping[str, Any] | None) -> dict[str, EventRevision]:
+    events = record.get("events") if record else None
+    if not isinstance(events, dict):
+        return {}
+    revisions = {}
+    for uid, value in events.items():
+        revision = EventRevision.from_record(value)
+        if revision is not None:
+            revisions[str(uid)] = revision
+    return revisions
 
 
 def _read_published(home: Home) -> dict[str, Any] | None:

@@ -229,7 +229,7 @@ class PreviewState:
         key = (self.version, web_url)
         cached = self._web
         if cached is None or cached[0] != key:
-            files = build_site(find_home(self.inputs.issue_dir), web_url)[0]
+            files = build_site(find_home(self.inputs.issue_dir), web_url).files
             cached = self._web = (key, files)
         return cached[1]
 
