@@ -4,6 +4,8 @@ e-mail's links into the site, photos from the issue folder, and check's dead-lin
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -20,7 +22,7 @@ from nieuwsbrief.compose import compose_issue
 from nieuwsbrief.content.issue import load_agenda
 from nieuwsbrief.errors import ContentError
 from nieuwsbrief.home import load_home
-from nieuwsbrief.web import build_site, organizer_uri, publish
+from nieuwsbrief.web import build_site, organizer_uri, publish, published_link_findings
 from nieuwsbrief.weblinks import site_file_for
 from web_home import PHOTO, TIMED_EVENT, WEB_URL, add_photo, make_home, photo_bytes, photo_line
 
@@ -109,6 +111,27 @@ def test_every_ics_reads_back_with_icalendar(home: Path, site: Path) -> None:
     assert {c.name for c in zone.subcomponents} == {"STANDARD", "DAYLIGHT"}
     all_day = Calendar.from_ical((site / "agenda/seminar-erfpacht-2012-05.ics").read_bytes())
     assert all_day.walk("VTIMEZONE") == []
+
+
+@pytest.mark.parametrize("damage", ["not json", "a pipe"])
+def test_a_damaged_publish_record_counts_as_none_and_is_replaced(
+    home: Path, site: Path, damage: str
+) -> None:
+    record = home / "state" / "published.json"
+    record.unlink()
+    if damage == "a pipe":
+        os.mkfifo(record)  # reading it would wait for a writer forever
+    else:
+        record.write_text("{ kapot", "utf-8")
+    # check treats the site as not published (and says so) instead of hanging or crashing
+    findings = published_link_findings(
+        "", f"{WEB_URL}2012-05/", WEB_URL, home / "issues" / "2012-05"
+    )
+    assert [f.code for f in findings] == ["web-unpublished"]
+    assert "has not been published" in str(findings[0])
+    publish(load_home(home), WEB_URL)
+    assert record.is_file()
+    assert json.loads(record.read_text("utf-8"))["web_url"] == WEB_URL
 
 
 def test_the_organizer_is_a_mailto_uri_also_for_an_international_address() -> None:

@@ -42,9 +42,10 @@ from nieuwsbrief.addresses import smtp_address, split_address
 from nieuwsbrief.check import Finding
 from nieuwsbrief.content.brand import load_brand
 from nieuwsbrief.content.issue import ISSUE_FILE, load_agenda, load_issue, upcoming
-from nieuwsbrief.errors import ContentError, HomeError, PublishError
+from nieuwsbrief.errors import ContentError, HomeError, InputFileError, PublishError
 from nieuwsbrief.home import Home, find_home
 from nieuwsbrief.i18n import _
+from nieuwsbrief.inputfile import LIST_LIMIT, read_input
 from nieuwsbrief.model import MERGE_MARKER_RE, Brand, Event, Issue
 from nieuwsbrief.render import (
     ImageLinker,
@@ -536,7 +537,12 @@ def publish(home: Home, web_url: str | None, out_dir: Path | None = None) -> Pub
             "events": {uid: r.to_record() for uid, r in sorted(site.revisions.items())},
         }
         home.ensure_state_dir()
-        published_path(home).write_text(json.dumps(record, indent=1) + "\n", "utf-8")
+        # Replaced, not written over: a crash leaves the old record, and a record that is not
+        # a regular file (a pipe) is swapped out instead of blocking the write.
+        fd, tmp = tempfile.mkstemp(dir=home.state_dir, prefix=f".{PUBLISHED_FILE}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, indent=1) + "\n")
+        os.replace(tmp, published_path(home))
     except OSError as exc:
         raise PublishError(
             _("cannot write the site to {folder}: {reason}").format(
@@ -568,12 +574,19 @@ def _published_revisions(record: Mapping[str, Any] | None) -> dict[str, EventRev
 
 
 def _read_published(home: Home) -> dict[str, Any] | None:
+    """Return the last publish's record; None if there is none, or none that can be read."""
     path = published_path(home)
+    if not path.exists():
+        return None
     try:
-        record = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
+        record = json.loads(read_input(path, PUBLISHED_LIMIT))
+    except (InputFileError, ValueError):  # damaged, too big, not a file: as if never published
         return None
     return record if isinstance(record, dict) else None
+
+
+# published.json: a file name and an event revision per entry; 10,000 issues stay far below.
+PUBLISHED_LIMIT = LIST_LIMIT
 
 
 # --- check: no dead links from the e-mail -------------------------------------------------
