@@ -26,6 +26,7 @@ from conftest import EXAMPLE_AGENDA, EXAMPLE_ISSUE, TEST_SECRET
 from nieuwsbrief.config import load_settings
 from nieuwsbrief.errors import ConfigError, HomeError
 from nieuwsbrief.home import find_home
+from nieuwsbrief.sending.ledger import Ledger
 from smtp_server import Fault, SmtpServer
 from test_send import members, write_list
 
@@ -482,6 +483,51 @@ def test_ledger_disk_full_mid_send_stops_cleanly_and_names_the_unrecorded(
     assert len(unrecorded) <= 8  # in flight: one or two per connection
 
     rerun = run(*command[3:], cwd=tmp_path, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    total = Counter(smtp_server.recipients())
+    assert set(total) == {a for _, a in members(200)}
+    assert {a for a, n in total.items() if n > 1} == unrecorded
+
+
+def test_a_batch_the_ledger_refuses_is_named_whole_and_a_rerun_sends_only_those_again(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    # The real SQLite refuses every commit after the 5th record (a trigger, as a disk that
+    # fills up would): whatever the server accepted after that is named as unrecorded, all of
+    # every batch that failed, and only those get the issue twice.
+    make_issue(tmp_path, "issues/2012-05")
+    env = environment(smtp_server)
+    write_list(tmp_path / "lijst.csv", members(200))
+    ledger_path = tmp_path / "state" / "ledger.sqlite"
+    Ledger(ledger_path).close()  # the ledger's own schema, then the trap in it
+    with sqlite3.connect(ledger_path) as db:
+        db.execute(
+            "CREATE TRIGGER full BEFORE INSERT ON recipients "
+            "WHEN (SELECT count(*) FROM recipients) >= 5 "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    db.close()
+    command = ("send", "issues/2012-05", "--subscribers", "lijst.csv", "--yes")
+    result = run(*command, cwd=tmp_path, env=env)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1, result.stderr
+    assert "cannot write the send ledger" in result.stderr, result.stderr
+    stored = Counter(smtp_server.recipients())
+    with sqlite3.connect(ledger_path) as db:
+        recorded = {row[0] for row in db.execute("SELECT address FROM recipients")}
+    db.close()
+    # A batch is recorded all or none: 5 at most, fewer if the one that crossed 5 had more.
+    assert len(recorded) <= 5 and recorded <= set(stored)
+    unrecorded = set(stored) - recorded
+    assert unrecorded  # the 6th acceptance at least: its commit was the first refused
+    named = re.search(r"could not be recorded and would get the issue again on a re-run: (.*?)\. ",
+                      result.stderr)  # fmt: skip
+    assert named and set(named.group(1).split(", ")) == unrecorded, result.stderr
+
+    with sqlite3.connect(ledger_path) as db:
+        db.execute("DROP TRIGGER full")
+    db.close()
+    rerun = run(*command, cwd=tmp_path, env=env)
     assert rerun.returncode == 0, rerun.stderr
     total = Counter(smtp_server.recipients())
     assert set(total) == {a for _, a in members(200)}
