@@ -113,6 +113,40 @@ def test_every_ics_reads_back_with_icalendar(home: Path, site: Path) -> None:
     assert all_day.walk("VTIMEZONE") == []
 
 
+def test_without_its_record_publish_counts_on_from_the_calendar_files(
+    home: Path, site: Path
+) -> None:
+    # The state folder lost: the versions are read back from the site's own .ics files, so an
+    # event never goes back to an older SEQUENCE, and unchanged events keep theirs.
+    from icalendar import Calendar
+
+    def version(name: str) -> tuple[int, datetime]:
+        (entry,) = Calendar.from_ical((site / name).read_bytes()).walk("VEVENT")
+        return int(entry.decoded("sequence")), entry.decoded("dtstamp")
+
+    agenda = home / "issues" / "agenda.yaml"
+    agenda.write_text(agenda.read_text("utf-8").replace("13:30-17:00", "14.00-17.30"), "utf-8")
+    moved = datetime(2012, 5, 20, 10, 0, tzinfo=UTC)
+    with clock.frozen(moved):
+        publish(load_home(home), WEB_URL)
+    timed, other = f"agenda/{TIMED_EVENT}.ics", "agenda/seminar-erfpacht-2012-05.ics"
+    assert version(timed) == (1, moved)
+    assert version(other) == (0, datetime(2012, 1, 1, tzinfo=UTC))
+
+    (home / "state" / "published.json").unlink()
+    with clock.frozen(moved + timedelta(days=1)):
+        same = publish(load_home(home), WEB_URL)
+    assert [name for name in same.changed if name.endswith(".ics")] == []  # nothing went back
+    assert version(timed) == (1, moved)
+
+    (home / "state" / "published.json").unlink()
+    agenda.write_text(agenda.read_text("utf-8").replace("14.00-17.30", "15.00-17.30"), "utf-8")
+    with clock.frozen(moved + timedelta(days=2)):
+        publish(load_home(home), WEB_URL)
+    assert version(timed) == (2, moved + timedelta(days=2))
+    assert version(other) == (0, datetime(2012, 1, 1, tzinfo=UTC))
+
+
 @pytest.mark.parametrize("damage", ["not json", "a pipe"])
 def test_a_damaged_publish_record_counts_as_none_and_is_replaced(
     home: Path, site: Path, damage: str

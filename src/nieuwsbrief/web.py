@@ -45,7 +45,7 @@ from nieuwsbrief.content.issue import ISSUE_FILE, load_agenda, load_issue, upcom
 from nieuwsbrief.errors import ContentError, HomeError, InputFileError, PublishError
 from nieuwsbrief.home import Home, find_home
 from nieuwsbrief.i18n import _
-from nieuwsbrief.inputfile import LIST_LIMIT, read_input
+from nieuwsbrief.inputfile import CONTENT_LIMIT, LIST_LIMIT, read_input
 from nieuwsbrief.model import MERGE_MARKER_RE, Brand, Event, Issue
 from nieuwsbrief.render import (
     ImageLinker,
@@ -144,11 +144,13 @@ class Site:
     revisions: dict[str, EventRevision]  # by UID: for the next publish's published.json
 
 
-def build_site(home: Home, web_url: str) -> Site:
+def build_site(home: Home, web_url: str, out_dir: Path | None = None) -> Site:
     """Build every file of the site in memory (reads, never writes, the last publish's record).
 
     The calendar entries count up from the revisions of the last publish; an event that
-    changed since then gets its next SEQUENCE here, which only `publish` records.
+    changed since then gets its next SEQUENCE here, which only `publish` records. Without that
+    record they count on from the calendar files in `out_dir` (default: the home's site/), so
+    a lost state folder never makes an event go back to an older version.
     """
     templates_dir = home.templates_dir  # None: the house style that ships with nieuwsbrief
     brand = load_brand(templates_dir)
@@ -217,9 +219,12 @@ def build_site(home: Home, web_url: str) -> Site:
         },
     )
     domain = urlsplit(web_url).hostname or "localhost"
-    revisions = event_revisions(
-        all_events, domain, brand, _published_revisions(_read_published(home)), clock.now()
-    )
+    record = _read_published(home)
+    if record is not None and "events" in record:
+        previous = _published_revisions(record)
+    else:
+        previous = _revisions_in_files(out_dir or default_out_dir(home), all_events, domain)
+    revisions = event_revisions(all_events, domain, brand, previous, clock.now())
     ics_names: dict[str, str] = {}
     for event in all_events:
         name = event_ics(event)
@@ -507,7 +512,7 @@ def publish(home: Home, web_url: str | None, out_dir: Path | None = None) -> Pub
             ).format(example="NIEUWSBRIEF_WEB_URL=https://www.bureau-kennis.net/nieuwsbrief/")
         )
     out_dir = (out_dir or default_out_dir(home)).resolve()
-    site = build_site(home, web_url)
+    site = build_site(home, web_url, out_dir)
     files = site.files
     previous = _read_published(home)
     changed: list[str] = []
@@ -559,6 +564,40 @@ def publish(home: Home, web_url: str | None, out_dir: Path | None = None) -> Pub
         images=site.images,
         web_url=web_url,
     )
+
+
+def _revisions_in_files(
+    folder: Path, events: Sequence[Event], domain: str
+) -> dict[str, EventRevision]:
+    """Read the revisions back from the calendar files an earlier publish wrote to `folder`.
+
+    Files without a SEQUENCE (written before revisions were kept) give nothing: their events
+    start at 0 again, as those files had it.
+    """
+    from icalendar import Calendar
+
+    found: dict[str, EventRevision] = {}
+    for event in events:
+        path = folder / event_ics(event)
+        if not path.is_file():
+            continue
+        try:
+            entries = Calendar.from_ical(read_input(path, CONTENT_LIMIT)).walk("VEVENT")
+        except (InputFileError, ValueError, KeyError, TypeError):
+            continue  # not one of ours, or damaged: as if it were not there
+        for entry in entries:
+            if "SEQUENCE" not in entry or "DTSTAMP" not in entry or "UID" not in entry:
+                continue
+            try:
+                sequence, stamp = int(entry.decoded("sequence")), entry.decoded("dtstamp")
+            except (ValueError, TypeError, KeyError):
+                continue
+            if not (isinstance(stamp, datetime) and stamp.tzinfo and 0 <= sequence < 2**31):
+                continue
+            del entry["SEQUENCE"], entry["DTSTAMP"]
+            digest = hashlib.sha256(entry.to_ical()).hexdigest()[:32]
+            found[str(entry["UID"])] = EventRevision(digest, sequence, stamp.astimezone(UTC))
+    return found
 
 
 def _published_revisions(record: Mapping[str, Any] | None) -> dict[str, EventRevision]:
