@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from nieuwsbrief.message import MessageFactory, make_factory
-from nieuwsbrief.model import Brand, RenderedIssue
+from nieuwsbrief.model import Brand, RenderedIssue, Subscriber
+from nieuwsbrief.subscribers import DuplicateRow, RejectedRow, scan_subscribers
 from nieuwsbrief.templating import default_templates_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,6 +89,31 @@ def example_copy(tmp_path: Path) -> Path:
     shutil.copytree(EXAMPLE_ISSUE, target / "2012-05", ignore=shutil.ignore_patterns("out"))
     shutil.copy(EXAMPLE_AGENDA, target / "agenda.yaml")
     return target / "2012-05"
+
+
+@dataclass(frozen=True)
+class ReadList:
+    """A subscriber list as both passes of a send read it (for tests that look at all of it)."""
+
+    subscribers: tuple[Subscriber, ...]
+    invalid: tuple[RejectedRow, ...]  # the first REPORT_LIMIT
+    duplicates: tuple[DuplicateRow, ...]  # the first REPORT_LIMIT
+    columns: tuple[str, ...]
+    encoding: str
+    delimiter: str
+
+
+def read_list(path: Path) -> ReadList:
+    """Read a list with scan_subscribers and its second pass, as `send` does."""
+    scan = scan_subscribers(path)
+    return ReadList(
+        tuple(scan.selected()),
+        tuple(scan.first_invalid),
+        tuple(scan.first_duplicates),
+        scan.columns,
+        scan.encoding,
+        scan.delimiter,
+    )
 
 
 # Real SMTP servers on 127.0.0.1 (aiosmtpd): `smtp_server` and `make_smtp_server(**options)`.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli_process import run_cli
-from conftest import EXAMPLE_AGENDA, factory_maker
+from conftest import EXAMPLE_AGENDA, factory_maker, read_list
 from nieuwsbrief.addresses import (
     needs_smtputf8,
     normalise_address,
@@ -17,7 +17,6 @@ from nieuwsbrief.addresses import (
 from nieuwsbrief.compose import compose_issue
 from nieuwsbrief.errors import AddressError
 from nieuwsbrief.model import Subscriber
-from nieuwsbrief.subscribers import load_subscribers
 from nieuwsbrief.unsubscribe.suppression import SuppressionList
 from nieuwsbrief.unsubscribe.tokens import make_token, recipient_id
 from smtp_server import SmtpServer
@@ -64,7 +63,7 @@ def test_duplicates_and_suppression_compare_in_the_normal_form(tmp_path: Path) -
         "naam;e-mail\nA;a@bücher.example\nB;A@XN--BCHER-KVA.example\nC;c@bücher.example\n",
         encoding="utf-8",
     )
-    loaded = load_subscribers(lst)
+    loaded = read_list(lst)
     assert [s.email for s in loaded.subscribers] == ["a@bücher.example", "c@bücher.example"]
     assert [(d.line, d.first_line) for d in loaded.duplicates] == [(3, 2)]
 

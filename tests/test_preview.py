@@ -26,7 +26,7 @@ from nieuwsbrief.compose import encoded_html_size
 from nieuwsbrief.content.brand import load_brand
 from nieuwsbrief.message import MessageFactory, make_factory
 from nieuwsbrief.model import Brand, RenderedIssue
-from nieuwsbrief.preview.state import SAMPLE, Inputs, PreviewState
+from nieuwsbrief.preview.state import PREVIEW_ROWS, ROW_PREFIX, SAMPLE, Inputs, PreviewState
 from nieuwsbrief.templating import default_templates_dir
 from nieuwsbrief.unsubscribe.tokens import make_token
 
@@ -295,6 +295,26 @@ def test_every_input_file_is_watched(tmp_path: Path) -> None:
         assert path in watched
     assert issue_dir / "out" / "email.html" not in watched
     assert defaults / "brand.yaml" not in watched
+
+
+def test_a_long_list_offers_its_first_rows_and_says_how_many_there_are(tmp_path: Path) -> None:
+    # The same streaming read as a send: only the rows a tester can pick from are held.
+    subscribers = tmp_path / "abonnees.csv"
+    rows = "".join(f"Lid {n};lid{n}@example.nl\n" for n in range(250))
+    subscribers.write_text("naam;e-mail\n" + rows + "Kapot;geen-adres\nDubbel;lid0@example.nl\n")
+    state = _state(tmp_path, subscribers_path=subscribers)
+    assert state.refresh() is None
+    data = state.page_data(SAMPLE)
+    rows_offered = [c for c in data["subscribers"] if c["key"] != SAMPLE]
+    assert len(rows_offered) == PREVIEW_ROWS
+    assert rows_offered[-1]["key"] == f"{ROW_PREFIX}{PREVIEW_ROWS + 1}"  # file line of row 200
+    assert data["subscribersNote"] == (
+        f"de eerste {PREVIEW_ROWS} van 250 ontvangers; 2 rij(en) overgeslagen "
+        "(ongeldig adres of dubbel)"
+    )
+    # A row that was offered renders with its own name.
+    _version, view = state.view(f"{ROW_PREFIX}3")
+    assert "Lid 1" in view.html
 
 
 def test_template_error_names_file_and_line_and_keeps_the_last_email(tmp_path: Path) -> None:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import read_list
 from nieuwsbrief.errors import SubscriberListError
 from nieuwsbrief.subscribers import (
     REPORT_LIMIT,
     DuplicateRow,
     RejectedRow,
     format_report,
-    load_subscribers,
     normalise_key,
     scan_subscribers,
 )
@@ -30,7 +30,7 @@ def test_semicolon_cp1252_from_dutch_excel(tmp_path: Path) -> None:
         "Café de Zoë;cafe@voorbeeld.nl;Gemeente Zoë\r\n"
         "Jan Jansen;jan@voorbeeld.nl;Café BV\r\n"
     ).encode("cp1252")
-    lst = load_subscribers(write(tmp_path, data))
+    lst = read_list(write(tmp_path, data))
 
     assert lst.encoding == "cp1252"
     assert lst.delimiter == ";"
@@ -50,7 +50,7 @@ def test_semicolon_cp1252_from_dutch_excel(tmp_path: Path) -> None:
 
 def test_comma_utf8_with_bom(tmp_path: Path) -> None:
     data = b"\xef\xbb\xbfemail,name\r\nzoe@voorbeeld.nl,Zo\xc3\xab\r\n"
-    lst = load_subscribers(write(tmp_path, data))
+    lst = read_list(write(tmp_path, data))
 
     assert lst.encoding == "utf-8-sig"
     assert lst.delimiter == ","
@@ -61,7 +61,7 @@ def test_comma_utf8_with_bom(tmp_path: Path) -> None:
 
 def test_plain_utf8_without_bom(tmp_path: Path) -> None:
     data = "email;naam\nzoe@voorbeeld.nl;Zoë\n".encode()
-    lst = load_subscribers(write(tmp_path, data))
+    lst = read_list(write(tmp_path, data))
 
     assert lst.encoding == "utf-8"
     assert lst.subscribers[0].name == "Zoë"
@@ -69,7 +69,7 @@ def test_plain_utf8_without_bom(tmp_path: Path) -> None:
 
 def test_tab_separated(tmp_path: Path) -> None:
     data = b"E-mail\tVoornaam\tPlaats\nanna@voorbeeld.nl\tAnna\tDen Haag, Centrum\n"
-    lst = load_subscribers(write(tmp_path, data))
+    lst = read_list(write(tmp_path, data))
 
     assert lst.delimiter == "\t"
     assert lst.subscribers[0].fields["plaats"] == "Den Haag, Centrum"
@@ -77,7 +77,7 @@ def test_tab_separated(tmp_path: Path) -> None:
 
 
 def test_old_mac_line_endings(tmp_path: Path) -> None:
-    lst = load_subscribers(write(tmp_path, b"naam;email\rA;a@voorbeeld.nl\rB;b@voorbeeld.nl\r"))
+    lst = read_list(write(tmp_path, b"naam;email\rA;a@voorbeeld.nl\rB;b@voorbeeld.nl\r"))
 
     assert [(s.email, s.line) for s in lst.subscribers] == [
         ("a@voorbeeld.nl", 2),
@@ -86,7 +86,7 @@ def test_old_mac_line_endings(tmp_path: Path) -> None:
 
 
 def test_header_only_gives_empty_list(tmp_path: Path) -> None:
-    lst = load_subscribers(write(tmp_path, b"naam;email\r\n"))
+    lst = read_list(write(tmp_path, b"naam;email\r\n"))
 
     assert lst.subscribers == ()
     assert lst.invalid == ()
@@ -95,7 +95,7 @@ def test_header_only_gives_empty_list(tmp_path: Path) -> None:
 
 
 def test_excel_sep_hint_line(tmp_path: Path) -> None:
-    lst = load_subscribers(write(tmp_path, b"sep=;\r\nemail;naam\r\nx@voorbeeld.nl;X\r\n"))
+    lst = read_list(write(tmp_path, b"sep=;\r\nemail;naam\r\nx@voorbeeld.nl;X\r\n"))
 
     assert lst.delimiter == ";"
     assert lst.subscribers[0].line == 3
@@ -109,7 +109,7 @@ def test_duplicates_differing_in_case_and_whitespace(tmp_path: Path) -> None:
         b"  jan@voorbeeld.NL ;Jan again\r\n"
         b"JAN@VOORBEELD.NL;Jan third\r\n"
     )
-    lst = load_subscribers(write(tmp_path, data))
+    lst = read_list(write(tmp_path, data))
 
     # First occurrence wins; the validator lowercases the domain but keeps the local part.
     assert [(s.email, s.name) for s in lst.subscribers] == [
@@ -133,7 +133,7 @@ def test_invalid_rows_keep_physical_line_numbers(tmp_path: Path) -> None:
         b"Dirk;dirk@@voorbeeld.nl;\r\n"  # 7
         b"Eva;eva@voorbeeld.nl;\r\n"  # 8
     )
-    lst = load_subscribers(write(tmp_path, data))
+    lst = read_list(write(tmp_path, data))
 
     assert [(s.email, s.line) for s in lst.subscribers] == [("eva@voorbeeld.nl", 8)]
     # Any value with a line break is refused: merge fields can end up in headers.
@@ -151,7 +151,7 @@ def test_invalid_rows_keep_physical_line_numbers(tmp_path: Path) -> None:
 def test_header_case_variants(tmp_path: Path) -> None:
     headers = ("E-mailadres", "EMAIL", " Email Address ", "e-mail", "MAIL", "Mailadres")
     for header in (*headers, "EmailAddress", "E-mailaddress"):
-        lst = load_subscribers(write(tmp_path, f"Naam;{header}\nAnn;ann@voorbeeld.nl\n".encode()))
+        lst = read_list(write(tmp_path, f"Naam;{header}\nAnn;ann@voorbeeld.nl\n".encode()))
         assert lst.subscribers[0].email == "ann@voorbeeld.nl", header
         assert lst.subscribers[0].name == "Ann", header
 
@@ -163,7 +163,7 @@ def test_name_built_from_voornaam_tussenvoegsel_achternaam(tmp_path: Path) -> No
         b"Els;;Smit;els@voorbeeld.nl\r\n"
         b";;;anoniem@voorbeeld.nl\r\n"
     )
-    lst = load_subscribers(write(tmp_path, data))
+    lst = read_list(write(tmp_path, data))
 
     assert [s.name for s in lst.subscribers] == ["Jan van der Berg", "Els Smit", ""]
     assert lst.subscribers[0].fields["tussenvoegsel"] == "van der"
@@ -171,7 +171,7 @@ def test_name_built_from_voornaam_tussenvoegsel_achternaam(tmp_path: Path) -> No
 
 def test_name_column_wins_over_parts(tmp_path: Path) -> None:
     data = b"Voornaam;Volledige naam;email\r\nJan;Jan  van der Berg;jan@voorbeeld.nl\r\n"
-    lst = load_subscribers(write(tmp_path, data))
+    lst = read_list(write(tmp_path, data))
 
     assert lst.subscribers[0].name == "Jan van der Berg"
 
@@ -182,7 +182,7 @@ def test_header_injection_in_name_is_rejected(tmp_path: Path) -> None:
         b'"Jan\r\nBcc: x@evil.nl",jan@voorbeeld.nl\r\n'  # lines 2-3
         b"Piet,piet@voorbeeld.nl\r\n"  # line 4
     )
-    lst = load_subscribers(write(tmp_path, data))
+    lst = read_list(write(tmp_path, data))
 
     assert lst.invalid == (
         RejectedRow(line=2, value="Jan\r\nBcc: x@evil.nl", reason="naam contains a line break"),
@@ -195,7 +195,7 @@ def test_nul_and_control_characters_are_rejected(tmp_path: Path) -> None:
         b"email;naam;org\r\na@voorbeeld.nl;A\x00;x\r\nb@voorbeeld.nl;B;\x1bx\r\n"
         b"c@voorbeeld.nl;C;\xc2\x9bx\r\n"  # U+009B, the C1 form of ESC [
     )
-    lst = load_subscribers(write(tmp_path, data))
+    lst = read_list(write(tmp_path, data))
 
     assert [(r.line, r.reason) for r in lst.invalid] == [
         (2, "naam contains a NUL character (U+0000)"),
@@ -208,7 +208,7 @@ def test_nul_and_control_characters_are_rejected(tmp_path: Path) -> None:
 def test_missing_email_column_names_file_headers_and_fix(tmp_path: Path) -> None:
     path = write(tmp_path, b"Naam;Telefoon\r\nJan;0612345678\r\n")
     with pytest.raises(SubscriberListError) as info:
-        load_subscribers(path)
+        read_list(path)
 
     message = str(info.value)
     assert f"{path}:1: no e-mail column" in message
@@ -233,7 +233,7 @@ def test_unreadable_files_raise_subscriber_list_error(
 ) -> None:
     path = write(tmp_path, data)
     with pytest.raises(SubscriberListError) as info:
-        load_subscribers(path)
+        read_list(path)
 
     assert str(info.value).startswith(f"{path}: ")
     assert expected in str(info.value)
@@ -241,9 +241,9 @@ def test_unreadable_files_raise_subscriber_list_error(
 
 def test_missing_file_and_folder(tmp_path: Path) -> None:
     with pytest.raises(SubscriberListError, match="no such file"):
-        load_subscribers(tmp_path / "nope.csv")
+        read_list(tmp_path / "nope.csv")
     with pytest.raises(SubscriberListError, match="is a folder"):
-        load_subscribers(tmp_path)
+        read_list(tmp_path)
 
 
 def test_merge_field_keys(tmp_path: Path) -> None:
@@ -251,7 +251,7 @@ def test_merge_field_keys(tmp_path: Path) -> None:
         "E-mailadres;Organisatie;Functie / Rol;Categorië;Postcode (4);;\n"
         "x@voorbeeld.nl;BK;Dir;A;2511;;\n"
     )
-    lst = load_subscribers(write(tmp_path, data.encode()))
+    lst = read_list(write(tmp_path, data.encode()))
 
     assert lst.columns == (
         "e_mailadres",
@@ -269,7 +269,7 @@ def test_merge_field_keys(tmp_path: Path) -> None:
 def test_headers_with_same_key_are_an_error(tmp_path: Path) -> None:
     path = write(tmp_path, b"email;E-mail adres;e mail adres\r\n")
     with pytest.raises(SubscriberListError) as info:
-        load_subscribers(path)
+        read_list(path)
 
     assert str(info.value) == (
         f"{path}:1: columns 'E-mail adres' and 'e mail adres' both become merge field "
@@ -278,7 +278,7 @@ def test_headers_with_same_key_are_an_error(tmp_path: Path) -> None:
 
 
 def test_short_rows_get_empty_fields(tmp_path: Path) -> None:
-    lst = load_subscribers(write(tmp_path, b"email;naam;org\r\nx@voorbeeld.nl\r\n"))
+    lst = read_list(write(tmp_path, b"email;naam;org\r\nx@voorbeeld.nl\r\n"))
 
     assert dict(lst.subscribers[0].fields) == {"email": "x@voorbeeld.nl", "naam": "", "org": ""}
 
@@ -287,7 +287,7 @@ def test_sniffer_not_fooled_by_commas_in_semicolon_file(tmp_path: Path) -> None:
     data = b"naam;email;adres\r\n" + b"".join(
         b"Jan %d;j%d@voorbeeld.nl;Straat 1, 2511 AB, Den Haag\r\n" % (i, i) for i in range(5)
     )
-    lst = load_subscribers(write(tmp_path, data))
+    lst = read_list(write(tmp_path, data))
 
     assert lst.delimiter == ";"
     assert len(lst.subscribers) == 5
@@ -335,7 +335,7 @@ def test_hundred_thousand_rows_load_with_their_line_numbers(tmp_path: Path) -> N
     )
     path = write(tmp_path, b"Naam;E-mail;Organisatie\r\n" + rows)
 
-    lst = load_subscribers(path)
+    lst = read_list(path)
 
     assert len(lst.subscribers) == 100_000
     assert lst.subscribers[-1].line == 100_001

@@ -9,7 +9,7 @@ import os
 import re
 import sqlite3
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +26,8 @@ from nieuwsbrief.addresses import (
 from nieuwsbrief.errors import InputFileError, SubscriberListError, TableError
 from nieuwsbrief.i18n import N_, _, ngettext
 from nieuwsbrief.inputfile import (
-    LIST_LIMIT,
     STREAM_LIST_LIMIT,
     open_input,
-    read_input,
     too_big,
 )
 from nieuwsbrief.model import Subscriber
@@ -37,7 +35,6 @@ from nieuwsbrief.tabular import (
     DELIMITER_NAMES,
     FIELD_LIMIT,
     SNIFF_BYTES,
-    decode,
     detect_delimiter,
     detect_encoding,
     numbered_rows,
@@ -88,36 +85,11 @@ class DuplicateRow:
     first_line: int
 
 
-@dataclass(frozen=True)
-class SubscriberList:
-    """A loaded subscriber list: valid recipients in file order, plus what was skipped and why."""
-
-    path: Path
-    subscribers: tuple[Subscriber, ...]
-    invalid: tuple[RejectedRow, ...]
-    duplicates: tuple[DuplicateRow, ...]
-    columns: tuple[str, ...]  # merge-field keys, in column order
-    encoding: str
-    delimiter: str
-
-
 def normalise_key(header: str) -> str:
     """Return the merge-field key for a column header: lowercase ASCII letters, digits and '_'."""
     # Strip accents first so "Plaats/Woonplaats" and "Categorië" give readable keys, not "_".
     ascii_text = unicodedata.normalize("NFKD", header).encode("ascii", "ignore").decode("ascii")
     return _NON_KEY_RE.sub("_", ascii_text.lower()).strip("_")
-
-
-def load_subscribers(path: Path) -> SubscriberList:
-    """Read a CSV subscriber list: valid unique addresses kept, every skipped row reported."""
-    try:
-        data = read_input(path, LIST_LIMIT, N_("a subscriber list"))
-    except InputFileError as exc:
-        raise SubscriberListError(str(exc)) from None
-    try:
-        return _parse(path, *decode(data))
-    except TableError as exc:
-        raise SubscriberListError(exc.located(path)) from None
 
 
 @dataclass(frozen=True)
@@ -191,40 +163,6 @@ def _layout(
     return _Layout(headers, keys, email_col, _find_column(keys, NAME_ALIASES), name_parts)
 
 
-def _parse(path: Path, text: str, encoding: str) -> SubscriberList:
-    delimiter, skip_lines, text = detect_delimiter(text)
-    rows = numbered_rows(text, delimiter, first_line=skip_lines + 1)
-    layout = _layout(path, rows, delimiter, encoding)
-    subscribers: list[Subscriber] = []
-    invalid: list[RejectedRow] = []
-    duplicates: list[DuplicateRow] = []
-    first_seen: dict[str, int] = {}
-    for line, row in rows:
-        values = layout.values(row)
-        if values is None:
-            continue
-        email = layout.check(line, values)
-        if isinstance(email, RejectedRow):
-            invalid.append(email)
-            continue
-        dedupe_key = normalise_address(email)
-        if dedupe_key in first_seen:
-            duplicates.append(DuplicateRow(line, email, first_seen[dedupe_key]))
-            continue
-        first_seen[dedupe_key] = line
-        subscribers.append(layout.subscriber(line, values, email))
-
-    return SubscriberList(
-        path=path,
-        subscribers=tuple(subscribers),
-        invalid=tuple(invalid),
-        duplicates=tuple(duplicates),
-        columns=tuple(layout.keys),
-        encoding=encoding,
-        delimiter=delimiter,
-    )
-
-
 # -- a list read as a stream, twice ----------------------------------------------------------
 #
 # A send does not hold the list: a first pass validates every row, counts and de-duplicates
@@ -272,8 +210,11 @@ class ListScan:
         """Return how many rows the list has (not counting the header and blank rows)."""
         return self.valid + self.invalid + self.duplicates
 
-    def selected(self) -> Iterator[Subscriber]:
-        """Yield the subscribers of the chosen rows, reading the file a second time."""
+    def selected(self) -> Generator[Subscriber, None, None]:
+        """Yield the subscribers of the chosen rows, reading the file a second time.
+
+        Close the generator (or read it to the end) to close the file.
+        """
         layout = self._layout
         assert layout is not None
         decisions = self._decisions

@@ -9,6 +9,7 @@ shared by the watcher thread (watcher.py), which re-renders, and the request han
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 import threading
@@ -42,7 +43,7 @@ from nieuwsbrief.sending.outbox import (
     read_message,
     read_outbox,
 )
-from nieuwsbrief.subscribers import load_subscribers
+from nieuwsbrief.subscribers import scan_subscribers
 from nieuwsbrief.templating import template_files
 
 OUTBOX_LIST_LIMIT = 200
@@ -209,11 +210,7 @@ class PreviewState:
         note = ""
         if inputs.subscribers_path is not None:
             try:
-                listed = load_subscribers(inputs.subscribers_path)
-                subscribers = listed.subscribers
-                skipped = len(listed.invalid) + len(listed.duplicates)
-                if skipped:
-                    note = f"{skipped} rij(en) overgeslagen (ongeldig adres of dubbel)"
+                subscribers, note = _list_sample(inputs.subscribers_path)
             except NieuwsbriefError as exc:
                 error = f"{error}\n{exc}" if error else str(exc)
         self._publish(replace(self._render, good=good, factory=factory, error=error,
@@ -402,3 +399,28 @@ def _size_warning(size: int) -> str:
         "about 102 KB (shorten the articles or move one to the next "
         "issue)"
     ).format(size=size / 1024)
+
+
+# Rows of the list a tester can pick from: examples, not the list (which may have a million).
+PREVIEW_ROWS = 200
+
+
+def _list_sample(path: Path) -> tuple[tuple[Subscriber, ...], str]:
+    """Return the first PREVIEW_ROWS recipients of a list, and a note on what else it holds.
+
+    The same two passes over the file as a send, as a stream: any list that can be sent can
+    be previewed, and only the rows offered are held.
+    """
+    scan = scan_subscribers(path)
+    rows = scan.selected()
+    try:
+        sample = tuple(itertools.islice(rows, PREVIEW_ROWS))
+    finally:
+        rows.close()
+    notes = []
+    if scan.valid > len(sample):
+        notes.append(f"de eerste {len(sample)} van {scan.valid} ontvangers")
+    skipped = scan.invalid + scan.duplicates
+    if skipped:
+        notes.append(f"{skipped} rij(en) overgeslagen (ongeldig adres of dubbel)")
+    return sample, "; ".join(notes)
