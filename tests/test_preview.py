@@ -316,6 +316,20 @@ def test_a_long_list_offers_its_first_rows_and_says_how_many_there_are(tmp_path:
     _version, view = state.view(f"{ROW_PREFIX}3")
     assert "Lid 1" in view.html
 
+    # Another render reads the list again only if the file changed: the same sample, the very
+    # same objects (a second scan would have made new ones).
+    offered, sample = state.page_data(SAMPLE)["subscribers"], state._render.subscribers
+    assert state.refresh() is None
+    assert state.page_data(SAMPLE)["subscribers"] == offered
+    assert state._render.subscribers is sample
+    subscribers.write_text("naam;e-mail\nNieuw;nieuw@example.nl\n")
+    assert state.refresh() is None
+    data = state.page_data(SAMPLE)
+    assert [c["label"] for c in data["subscribers"] if c["key"] != SAMPLE] == [
+        "regel 2: Nieuw <nieuw@example.nl>"
+    ]
+    assert data["subscribersNote"] == ""
+
 
 def test_template_error_names_file_and_line_and_keeps_the_last_email(tmp_path: Path) -> None:
     templates = house_style_copy(tmp_path, "email.mjml.j2")

@@ -176,6 +176,9 @@ class PreviewState:
         self._views: dict[tuple[int, str], MessageView] = {}
         self._web: tuple[tuple[int, str], dict[str, bytes]] | None = None
         self._outbox: dict[str, OutboxEntry] = {}
+        # The list's sample, read again only when the file changes: saving an article must
+        # not wait for a scan of 100,000 rows.
+        self._list: tuple[tuple[int, ...], tuple[Subscriber, ...], str] | None = None
 
     @property
     def version(self) -> int:
@@ -210,13 +213,27 @@ class PreviewState:
         note = ""
         if inputs.subscribers_path is not None:
             try:
-                subscribers, note = _list_sample(inputs.subscribers_path)
+                subscribers, note = self._list_sample(inputs.subscribers_path)
             except NieuwsbriefError as exc:
                 error = f"{error}\n{exc}" if error else str(exc)
         self._publish(replace(self._render, good=good, factory=factory, error=error,
                               subscribers=subscribers, subscribers_note=note,
                               report=report))  # fmt: skip
         return error
+
+    def _list_sample(self, path: Path) -> tuple[tuple[Subscriber, ...], str]:
+        try:
+            info = path.stat()
+        except OSError:
+            identity: tuple[int, ...] = ()  # let the scan say what is wrong with it
+        else:
+            identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        cached = self._list
+        if identity and cached is not None and cached[0] == identity:
+            return cached[1], cached[2]
+        subscribers, note = _list_sample(path)
+        self._list = (identity, subscribers, note) if identity else None
+        return subscribers, note
 
     def web_files(self, web_url: str) -> dict[str, bytes]:
         """Return the web edition of the issue's home as `publish` builds it, served here."""
