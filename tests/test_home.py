@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from email import policy
 from pathlib import Path
 
@@ -447,6 +448,38 @@ def test_a_ledger_that_is_not_ours_or_damaged_is_refused_and_untouched(
     assert len(smtp_server.messages) == sent
 
 
+_UNRECORDED_RE = re.compile(
+    r"could not be recorded and would get the issue again on a re-run: (.*?)\. "
+)
+
+
+def recorded_and_named(
+    ledger: Path, server: SmtpServer, stderr: str
+) -> tuple[set[str], set[str], set[str] | None]:
+    """After a send the ledger stopped: what it holds, what the server took without a record,
+    and the addresses the error message names (None if it names none)."""
+    with sqlite3.connect(ledger) as db:
+        recorded = {row[0] for row in db.execute("SELECT address FROM recipients")}
+    db.close()
+    assert recorded <= set(server.recipients())  # nothing recorded the server did not accept
+    named = _UNRECORDED_RE.search(stderr)
+    return (
+        recorded,
+        set(server.recipients()) - recorded,
+        (set(named.group(1).split(", ")) if named else None),
+    )
+
+
+def assert_rerun_sends_the_rest_and_only_those_twice(
+    command: Sequence[str], cwd: Path, env: dict[str, str], server: SmtpServer, twice: set[str]
+) -> None:
+    rerun = run(*command, cwd=cwd, env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    total = Counter(server.recipients())
+    assert set(total) == {a for _, a in members(200)}
+    assert {a for a, n in total.items() if n > 1} == twice
+
+
 def test_ledger_disk_full_mid_send_stops_cleanly_and_names_the_unrecorded(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
@@ -469,24 +502,16 @@ def test_ledger_disk_full_mid_send_stops_cleanly_and_names_the_unrecorded(
     assert result.returncode == 1, result.stderr
     assert "cannot write the send ledger" in result.stderr
     assert "run the same command again" in result.stderr.lower()
-    stored = Counter(smtp_server.recipients())
-    assert 0 < len(stored) < 200
-    with sqlite3.connect(tmp_path / "state" / "ledger.sqlite") as db:
-        recorded = {row[0] for row in db.execute("SELECT address FROM recipients")}
-    db.close()
-    assert recorded <= set(stored)  # nothing recorded that the server did not accept
-    unrecorded = set(stored) - recorded
-    named = re.search(r"could not be recorded and would get the issue again on a re-run: (.*?)\. ",
-                      result.stderr)  # fmt: skip
+    assert 0 < len(set(smtp_server.recipients())) < 200
+    ledger = tmp_path / "state" / "ledger.sqlite"
+    _recorded, unrecorded, named = recorded_and_named(ledger, smtp_server, result.stderr)
     if unrecorded:
-        assert named and set(named.group(1).split(", ")) == unrecorded, result.stderr
+        assert named == unrecorded, result.stderr
     assert len(unrecorded) <= 8  # in flight: one or two per connection
 
-    rerun = run(*command[3:], cwd=tmp_path, env=env)
-    assert rerun.returncode == 0, rerun.stderr
-    total = Counter(smtp_server.recipients())
-    assert set(total) == {a for _, a in members(200)}
-    assert {a for a, n in total.items() if n > 1} == unrecorded
+    assert_rerun_sends_the_rest_and_only_those_twice(
+        command[3:], tmp_path, env, smtp_server, unrecorded
+    )
 
 
 def test_a_batch_the_ledger_refuses_is_named_whole_and_a_rerun_sends_only_those_again(
@@ -512,26 +537,18 @@ def test_a_batch_the_ledger_refuses_is_named_whole_and_a_rerun_sends_only_those_
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 1, result.stderr
     assert "cannot write the send ledger" in result.stderr, result.stderr
-    stored = Counter(smtp_server.recipients())
-    with sqlite3.connect(ledger_path) as db:
-        recorded = {row[0] for row in db.execute("SELECT address FROM recipients")}
-    db.close()
+    recorded, unrecorded, named = recorded_and_named(ledger_path, smtp_server, result.stderr)
     # A batch is recorded all or none: 5 at most, fewer if the one that crossed 5 had more.
-    assert len(recorded) <= 5 and recorded <= set(stored)
-    unrecorded = set(stored) - recorded
+    assert len(recorded) <= 5
     assert unrecorded  # the 6th acceptance at least: its commit was the first refused
-    named = re.search(r"could not be recorded and would get the issue again on a re-run: (.*?)\. ",
-                      result.stderr)  # fmt: skip
-    assert named and set(named.group(1).split(", ")) == unrecorded, result.stderr
+    assert named == unrecorded, result.stderr
 
     with sqlite3.connect(ledger_path) as db:
         db.execute("DROP TRIGGER full")
     db.close()
-    rerun = run(*command, cwd=tmp_path, env=env)
-    assert rerun.returncode == 0, rerun.stderr
-    total = Counter(smtp_server.recipients())
-    assert set(total) == {a for _, a in members(200)}
-    assert {a for a, n in total.items() if n > 1} == unrecorded
+    assert_rerun_sends_the_rest_and_only_those_twice(
+        command, tmp_path, env, smtp_server, unrecorded
+    )
 
 
 def test_sigterm_ends_like_ctrl_c_and_the_printed_command_resumes(
