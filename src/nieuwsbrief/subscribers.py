@@ -199,7 +199,7 @@ class ListScan:
     first_invalid: list[RejectedRow] = field(default_factory=list, repr=False)
     first_duplicates: list[DuplicateRow] = field(default_factory=list, repr=False)
     first_smtputf8: list[tuple[int, str]] = field(default_factory=list, repr=False)  # line, address
-    first_international: list[tuple[int, str]] = field(default_factory=list, repr=False)
+    first_international: tuple[int, str] | None = None  # the report names one, as an example
     _layout: _Layout | None = field(default=None, repr=False)
     _decisions: bytearray = field(default_factory=bytearray, repr=False)
     _identity: tuple[int, ...] = field(default=(), repr=False)
@@ -328,7 +328,7 @@ def _first_pass(
                 _keep_first(scan.first_smtputf8, (line, email))
             elif not email.isascii():
                 scan.international += 1
-                _keep_first(scan.first_international, (line, email))
+                scan.first_international = scan.first_international or (line, email)
         keep = select([key for _i, _l, _e, key, _s in fresh]) if select else [True] * len(fresh)
         for (index, _line, _email, _key, same), chosen in zip(fresh, keep, strict=True):
             if chosen:
@@ -523,7 +523,7 @@ def format_report(scan: ListScan, suppressed: int | None = None) -> str:
             scan.smtputf8,
         )
     if scan.first_international:
-        line, address = scan.first_international[0]
+        line, address = scan.first_international
         lines.append(
             "  "
             + _(

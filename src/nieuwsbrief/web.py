@@ -221,7 +221,7 @@ def build_site(home: Home, web_url: str, out_dir: Path | None = None) -> Site:
     domain = urlsplit(web_url).hostname or "localhost"
     record = _read_published(home)
     if record is not None and "events" in record:
-        previous = _published_revisions(record)
+        previous = _published_revisions(record["events"])
     else:
         previous = _revisions_in_files(out_dir or default_out_dir(home), all_events, domain)
     revisions = event_revisions(all_events, domain, brand, previous, clock.now())
@@ -350,8 +350,7 @@ def event_revisions(
     revisions: dict[str, EventRevision] = {}
     for event in events:
         uid = event_uid(event, domain)
-        entry = _calendar_entry(event, uid, organizer, brand)
-        digest = hashlib.sha256(entry.to_ical()).hexdigest()[:32]
+        digest = _entry_digest(_calendar_entry(event, uid, organizer, brand))
         before = previous.get(uid)
         if before is None:
             revision = EventRevision(digest, 0, datetime(event.date.year, 1, 1, tzinfo=UTC))
@@ -402,6 +401,11 @@ def calendar_bytes(
         calendar.add_missing_timezones(date(min(years), 1, 1), date(max(years) + 1, 1, 1))
     ical: bytes = calendar.to_ical()
     return ical
+
+
+def _entry_digest(entry: Any) -> str:
+    """Return what identifies a version of a VEVENT without its SEQUENCE and DTSTAMP."""
+    return hashlib.sha256(entry.to_ical()).hexdigest()[:32]
 
 
 def _organizer(brand: Brand) -> Any:
@@ -595,13 +599,14 @@ def _revisions_in_files(
             if not (isinstance(stamp, datetime) and stamp.tzinfo and 0 <= sequence < 2**31):
                 continue
             del entry["SEQUENCE"], entry["DTSTAMP"]
-            digest = hashlib.sha256(entry.to_ical()).hexdigest()[:32]
-            found[str(entry["UID"])] = EventRevision(digest, sequence, stamp.astimezone(UTC))
+            found[str(entry["UID"])] = EventRevision(
+                _entry_digest(entry), sequence, stamp.astimezone(UTC)
+            )
     return found
 
 
-def _published_revisions(record: Mapping[str, Any] | None) -> dict[str, EventRevision]:
-    events = record.get("events") if record else None
+def _published_revisions(events: object) -> dict[str, EventRevision]:
+    """Read published.json's "events" back; what is not a revision is left out."""
     if not isinstance(events, dict):
         return {}
     revisions = {}
@@ -614,12 +619,9 @@ def _published_revisions(record: Mapping[str, Any] | None) -> dict[str, EventRev
 
 def _read_published(home: Home) -> dict[str, Any] | None:
     """Return the last publish's record; None if there is none, or none that can be read."""
-    path = published_path(home)
-    if not path.exists():
-        return None
     try:
-        record = json.loads(read_input(path, PUBLISHED_LIMIT))
-    except (InputFileError, ValueError):  # damaged, too big, not a file: as if never published
+        record = json.loads(read_input(published_path(home), PUBLISHED_LIMIT))
+    except (InputFileError, ValueError):  # none, damaged, too big, not a file: never published
         return None
     return record if isinstance(record, dict) else None
 

@@ -213,7 +213,7 @@ class PreviewState:
         note = ""
         if inputs.subscribers_path is not None:
             try:
-                subscribers, note = self._list_sample(inputs.subscribers_path)
+                subscribers, note = self._subscribers_of(inputs.subscribers_path)
             except NieuwsbriefError as exc:
                 error = f"{error}\n{exc}" if error else str(exc)
         self._publish(replace(self._render, good=good, factory=factory, error=error,
@@ -221,7 +221,8 @@ class PreviewState:
                               report=report))  # fmt: skip
         return error
 
-    def _list_sample(self, path: Path) -> tuple[tuple[Subscriber, ...], str]:
+    def _subscribers_of(self, path: Path) -> tuple[tuple[Subscriber, ...], str]:
+        """Return list_sample(path), read again only if the file changed since last time."""
         try:
             info = path.stat()
         except OSError:
@@ -231,7 +232,7 @@ class PreviewState:
         cached = self._list
         if identity and cached is not None and cached[0] == identity:
             return cached[1], cached[2]
-        subscribers, note = _list_sample(path)
+        subscribers, note = list_sample(path)
         self._list = (identity, subscribers, note) if identity else None
         return subscribers, note
 
@@ -422,7 +423,7 @@ def _size_warning(size: int) -> str:
 PREVIEW_ROWS = 200
 
 
-def _list_sample(path: Path) -> tuple[tuple[Subscriber, ...], str]:
+def list_sample(path: Path) -> tuple[tuple[Subscriber, ...], str]:
     """Return the first PREVIEW_ROWS recipients of a list, and a note on what else it holds.
 
     The same two passes over the file as a send, as a stream: any list that can be sent can
