@@ -12,12 +12,15 @@ import hashlib
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from types import TracebackType
 
 from nieuwsbrief import clock
 from nieuwsbrief.errors import LockError
 from nieuwsbrief.i18n import _
+
+HOLDER_WAIT = 1.0  # seconds a second sender waits to learn who holds the lock
 
 
 class IssueLock:
@@ -43,13 +46,14 @@ class IssueLock:
                     "to finish (or stop it), then run the command again to send to whoever is left"
                 ).format(issue=self.issue, holder=holder)
             ) from None
-        os.ftruncate(fd, 0)
         info = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "since": clock.stamp(),
         }
-        os.write(fd, json.dumps(info).encode("utf-8"))
+        data = json.dumps(info).encode("utf-8")
+        os.pwrite(fd, data, 0)  # one write, so a reader sees nothing or all of it
+        os.ftruncate(fd, len(data))
         self._fd = fd
         return self
 
@@ -66,8 +70,17 @@ class IssueLock:
 
 
 def _holder(fd: int) -> str:
-    try:
-        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return _("process {pid} on {host} since {since}").format(**info)
-    except (OSError, ValueError, KeyError, TypeError):
-        return _("another process")
+    """Who holds the lock, as the holder wrote it.
+
+    The holder writes just after it takes the lock, so a sender that arrives in between finds
+    the file empty (or half written): it looks again for up to HOLDER_WAIT seconds.
+    """
+    deadline = time.monotonic() + HOLDER_WAIT
+    while True:
+        try:
+            info = json.loads(os.pread(fd, 4096, 0))
+            return _("process {pid} on {host} since {since}").format(**info)
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() >= deadline:
+                return _("another process")
+            time.sleep(0.01)
