@@ -69,8 +69,14 @@ class Preview:
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+                # PYTHONFAULTHANDLER: SIGABRT writes every thread's stack to preview.err, so a
+                # preview that does not stop says where it hangs.
+                self.process.send_signal(signal.SIGABRT)
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
         return self.process.returncode
 
 
@@ -78,6 +84,7 @@ def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIEUWSBRIEF_")}
     env["NIEUWSBRIEF_SECRET"] = SECRET
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"
     return env
 
 
@@ -251,7 +258,7 @@ def test_busy_port_moves_on_and_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
             assert b"Voorbeeld" in preview.get("/")
         finally:
             code = preview.stop(signal.SIGINT)
-    assert code == 0
+    assert code == 0, preview.stderr_path.read_text()
     assert "Traceback" not in preview.stderr_path.read_text()
     assert "Preview stopped." in preview.stdout_path.read_text()
 
@@ -585,3 +592,13 @@ def test_check_results_show_and_follow_every_save(browser: Browser, tmp_path: Pa
             expect(findings.locator("li.problem")).to_have_count(0, timeout=WAIT_MS)
     finally:
         preview.stop()
+
+
+def test_ctrl_c_stops_while_a_request_is_still_arriving(tmp_path: Path) -> None:
+    preview = start_preview(tmp_path)
+    with socket.create_connection(("127.0.0.1", preview.port), timeout=10) as slow:
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # the headers never end
+        assert b"Voorbeeld" in preview.get("/")  # the request thread has been started
+        code = preview.stop(signal.SIGINT)
+    assert code == 0, preview.stderr_path.read_text()
+    assert "Preview stopped." in preview.stdout_path.read_text()
